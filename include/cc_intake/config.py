@@ -1,0 +1,409 @@
+"""Provider configuration: one YAML file per provider, validated into frozen models.
+
+The YAML keys are a user-facing contract (PRODUCT.md §3 and §7). Validation happens when the
+DAG file is parsed, reads nothing but the file itself, and every error names the file and the
+dotted path of the offending field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from include.cc_intake.errors import ConfigError
+
+DIRECTIONS = ("ENTRANTS", "SORTANTS")
+Direction = Literal["ENTRANTS", "SORTANTS"]
+
+_DURATION_RE = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_BANDWIDTH_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[KMG]?)(?P<kind>bit|B)$")
+_UNIT = {"": 1, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
+_HHMM_RE = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
+_PROVIDER_ID_RE = re.compile(r"^[a-z0-9_]+$")
+
+
+def parse_duration(value: object) -> dt.timedelta:
+    """Parse ``90s``, ``5m``, ``4h``, ``1h30m`` (or a bare number of seconds) into a timedelta."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return dt.timedelta(seconds=value)
+    text = str(value).strip()
+    if text == "0":
+        return dt.timedelta(0)
+    match = _DURATION_RE.match(text)
+    if not text or match is None or not any(match.groupdict().values()):
+        raise ValueError(f"expected a duration like 90s, 5m, 4h or 1h30m, got {value!r}")
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    return dt.timedelta(hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+
+
+def parse_bandwidth(value: object) -> int:
+    """Parse ``6Mbit`` or ``750KB`` (decimal units, bit or byte explicit) into bytes per second."""
+    match = _BANDWIDTH_RE.match(str(value).strip())
+    if match is None:
+        raise ValueError(
+            f"expected a bandwidth like 6Mbit or 750KB (bit or byte unit explicit), got {value!r}"
+        )
+    amount = float(match["n"]) * _UNIT[match["unit"]]
+    bytes_per_s = amount / 8 if match["kind"] == "bit" else amount
+    if bytes_per_s < 1:
+        raise ValueError(f"bandwidth {value!r} is below one byte per second")
+    return int(bytes_per_s)
+
+
+def _template_fields(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+
+
+def _check_template(template: str, allowed: set[str]) -> str:
+    try:
+        fields = _template_fields(template)
+    except ValueError as exc:
+        raise ValueError(f"malformed template {template!r}: {exc}") from None
+    unknown = fields - allowed
+    if unknown:
+        raise ValueError(
+            f"template {template!r} uses {sorted(unknown)}; only {sorted(allowed)} are known"
+        )
+    return template
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(parse_duration)]
+Bandwidth = Annotated[int, BeforeValidator(parse_bandwidth)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RecordingsConfig(_Model):
+    """Where and how the provider drops its call recordings on its SFTP server."""
+
+    sftp_conn_id: str = Field(min_length=1)
+    directions: dict[Direction, str] = Field(min_length=1)
+    filename_pattern: str
+    date_format: str = "%Y%m%d"
+    min_file_age: Duration = dt.timedelta(minutes=5)
+    wait_timeout: Duration = dt.timedelta(hours=4)
+    settle: Duration = dt.timedelta(seconds=30)
+    max_parallel: int = Field(default=4, ge=1, le=64)
+    max_bandwidth: Bandwidth | None = None
+    recursive: bool = False
+
+    @field_validator("directions")
+    @classmethod
+    def _folders(cls, value: dict[str, str]) -> dict[str, str]:
+        for direction, folder in value.items():
+            _check_template(folder, {"date"})
+            if not folder.startswith("/"):
+                raise ValueError(f"{direction}: remote folder {folder!r} must be absolute")
+        return value
+
+    @field_validator("filename_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        missing = {"date", "call_id"} - set(compiled.groupindex)
+        if missing:
+            raise ValueError(f"the pattern must have the named groups {sorted(missing)}")
+        return value
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format(cls, value: str) -> str:
+        probe = dt.date(2026, 11, 25)
+        try:
+            parsed = dt.datetime.strptime(probe.strftime(value), value).date()
+        except ValueError as exc:
+            raise ValueError(f"date_format {value!r} does not round-trip: {exc}") from None
+        if parsed != probe:
+            raise ValueError(f"date_format {value!r} must carry year, month and day")
+        return value
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.filename_pattern)
+
+    @property
+    def group_names(self) -> list[str]:
+        """The pattern's named groups in name order (the manifest's extra columns)."""
+        return sorted(self.pattern.groupindex)
+
+
+Tolerance = int | str
+
+
+class DailyReportConfig(_Model):
+    """The provider's end-of-day report of calls received and emitted."""
+
+    path: str
+    format: Literal["csv"] = "csv"
+    kind: Literal["summary", "detail"] = "summary"
+    direction_column: str
+    count_column: str | None = None
+    call_id_column: str | None = None
+    date_column: str | None = None
+    direction_values: dict[Direction, list[str]]
+    tolerance: Tolerance = 0
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        _check_template(value, {"date"})
+        if not value.startswith("/"):
+            raise ValueError(f"report path {value!r} must be absolute")
+        return value
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, value: Tolerance) -> Tolerance:
+        if isinstance(value, bool):
+            raise ValueError("tolerance must be a count (e.g. 2) or a percentage (e.g. '2%')")
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("tolerance must not be negative")
+            return value
+        if re.fullmatch(r"\d+(\.\d+)?%", value.strip()) is None:
+            raise ValueError(f"tolerance must be a count or a percentage like '2%', got {value!r}")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _columns_for_kind(self) -> DailyReportConfig:
+        if self.kind == "summary" and not self.count_column:
+            raise ValueError("a summary report needs count_column")
+        if self.kind == "detail" and not self.call_id_column:
+            raise ValueError("a detail report needs call_id_column")
+        seen: dict[str, str] = {}
+        for direction, values in self.direction_values.items():
+            for raw in values:
+                key = raw.strip().casefold()
+                if key in seen and seen[key] != direction:
+                    raise ValueError(f"direction value {raw!r} is mapped to two directions")
+                seen[key] = direction
+        return self
+
+    def allowed_gap(self, expected: int) -> int:
+        """How many recordings the count may differ by for a report that says ``expected``."""
+        if isinstance(self.tolerance, int):
+            return self.tolerance
+        percent = float(self.tolerance.rstrip("%"))
+        return int(expected * percent / 100)
+
+
+class PaginationConfig(_Model):
+    """How the CRM export is paged (PRODUCT.md §3 and §7 *Digital*)."""
+
+    type: Literal["cursor", "page", "next_link", "none"] = "none"
+    cursor_path: str | None = None
+    cursor_param: str = "cursor"
+    page_param: str = "page"
+    size_param: str = "per_page"
+    page_size: int = Field(default=100, ge=1)
+    first_page: int = 1
+    next_path: str | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> PaginationConfig:
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError("cursor pagination needs cursor_path")
+        return self
+
+
+class DigitalConfig(_Model):
+    """The provider CRM's reporting export of chats, e-mails and social messages."""
+
+    http_conn_id: str = Field(min_length=1)
+    endpoint: str
+    params: dict[str, str] = Field(default_factory=dict)
+    pagination: PaginationConfig = PaginationConfig()
+    records_path: str | None = None
+    total_path: str | None = None
+    id_field: str = "id"
+    timestamp_field: str | None = None
+    content_field: str | None = None
+    format: Literal["json", "csv"] = "json"
+    timeout: Duration = dt.timedelta(seconds=60)
+    max_retries: int = Field(default=5, ge=0)
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, str]) -> dict[str, str]:
+        for template in value.values():
+            _check_template(str(template), {"start", "end", "date"})
+        return value
+
+
+class ProviderConfig(_Model):
+    """One call center: who it is, when its day is due, and where its data lives."""
+
+    id: str
+    name: str
+    timezone: str
+    schedule: str
+    deadline: str
+    alert_emails: list[str] = Field(min_length=1)
+    owner: str = "cc-intake"
+    recordings: RecordingsConfig
+    daily_report: DailyReportConfig
+    digital: DigitalConfig | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if _PROVIDER_ID_RE.match(value) is None:
+            raise ValueError(f"id {value!r} must match [a-z0-9_]+")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. Africa/Abidjan)") from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        daily_schedule_time(value)
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, value: str) -> str:
+        parse_hhmm(value)
+        return value
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address) is None:
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _deadline_after_schedule(self) -> ProviderConfig:
+        if parse_hhmm(self.deadline) <= daily_schedule_time(self.schedule):
+            raise ValueError(
+                f"deadline {self.deadline} must be after the schedule time "
+                f"{daily_schedule_time(self.schedule):%H:%M} (both local, day J)"
+            )
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"ingest_{self.id}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def deadline_offset(self) -> dt.timedelta:
+        """Time from the scheduled run (logical date) to the delivery deadline."""
+        start = dt.datetime.combine(dt.date(2000, 1, 1), daily_schedule_time(self.schedule))
+        end = dt.datetime.combine(dt.date(2000, 1, 1), parse_hhmm(self.deadline))
+        return end - start
+
+
+def parse_hhmm(value: str) -> dt.time:
+    match = _HHMM_RE.match(str(value).strip())
+    if match is None:
+        raise ValueError(f"expected a local time HH:MM, got {value!r}")
+    return dt.time(int(match["h"]), int(match["m"]))
+
+
+def daily_schedule_time(cron: str) -> dt.time:
+    """The time of day of a daily cron (``M H * * *``); anything else is refused."""
+    fields = str(cron).split()
+    if (
+        len(fields) != 5
+        or fields[2:] != ["*", "*", "*"]
+        or not fields[0].isdigit()
+        or not fields[1].isdigit()
+        or not (0 <= int(fields[0]) < 60 and 0 <= int(fields[1]) < 24)
+    ):
+        raise ValueError(f"schedule {cron!r} must be a daily cron 'M H * * *' (e.g. '30 2 * * *')")
+    return dt.time(int(fields[1]), int(fields[0]))
+
+
+def _format_error(path: Path, exc: PydanticValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return f"{path}: invalid provider configuration:\n" + "\n".join(lines)
+
+
+def parse_provider(data: Mapping[str, Any], *, source: Path) -> ProviderConfig:
+    """Validate an already-loaded mapping; errors name ``source`` and the field."""
+    try:
+        return ProviderConfig.model_validate(dict(data))
+    except PydanticValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None
+
+
+def load_provider(path: Path) -> ProviderConfig:
+    """Read and validate one provider YAML file; its ``id`` must equal the file's stem."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read provider configuration: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of provider keys, got {type(data).__name__}")
+    cfg = parse_provider(data, source=path)
+    if cfg.id != path.stem:
+        raise ConfigError(f"{path}: id {cfg.id!r} must equal the file name ({path.stem!r})")
+    return cfg
+
+
+class BrokenProvider(BaseModel):
+    """A provider file that failed validation: enough to build a visible placeholder DAG."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    path: Path
+    error: str
+
+    @property
+    def dag_id(self) -> str:
+        return f"ingest_{self.key}"
+
+
+def load_providers(folder: Path) -> tuple[list[ProviderConfig], list[BrokenProvider]]:
+    """Load every ``*.yaml`` in ``folder`` in sorted order; a broken file never hides the others."""
+    good: list[ProviderConfig] = []
+    broken: list[BrokenProvider] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            good.append(load_provider(path))
+        except ConfigError as exc:
+            key = re.sub(r"[^a-z0-9_]", "_", path.stem.lower()) or "unnamed"
+            broken.append(BrokenProvider(key=key, path=path, error=str(exc)))
+    return good, broken

@@ -1,0 +1,63 @@
+"""The project's exceptions.
+
+Every message names the provider, the processed day, the file or URL and what was expected,
+so that the first line of a failed task log is enough to act on.
+
+IntakeError
+├── ConfigError               a provider YAML is missing, malformed or inconsistent
+├── RemoteError               the provider's server cannot be used
+│   ├── HostKeyError          the server's host key is unknown or does not match
+│   └── TransferError         a copy failed (size changed, connection lost, …)
+├── RecordingsNotReady        the day's recordings are absent or still moving
+├── UnsafePathError           a remote name or landing path would escape its folder
+├── ReportError               the end-of-day report is missing or malformed
+├── ReconciliationError       the copied files do not match the report
+├── ExportError               the CRM export failed or returned something malformed
+└── ValidationError           a Great Expectations suite failed
+"""
+
+from __future__ import annotations
+
+
+class IntakeError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class ConfigError(IntakeError):
+    """A provider YAML file is missing, malformed or inconsistent."""
+
+
+class RemoteError(IntakeError):
+    """The provider's server cannot be reached or used."""
+
+
+class HostKeyError(RemoteError):
+    """The provider's SSH host key is unknown or does not match the configured one."""
+
+
+class TransferError(RemoteError):
+    """A recording could not be copied completely."""
+
+
+class RecordingsNotReady(IntakeError):
+    """The day's recordings are absent or still being written when the wait timed out."""
+
+
+class UnsafePathError(IntakeError):
+    """A remote name or a landing path would leave its configured folder."""
+
+
+class ReportError(IntakeError):
+    """The provider's end-of-day report is missing or malformed."""
+
+
+class ReconciliationError(IntakeError):
+    """The copied recordings do not match the end-of-day report."""
+
+
+class ExportError(IntakeError):
+    """The CRM export failed or returned a malformed page."""
+
+
+class ValidationError(IntakeError):
+    """A Great Expectations suite failed for the day."""
