@@ -1,0 +1,342 @@
+"""The provider DAG's operators: thin Airflow shells around the domain modules.
+
+Each operator reads and writes one provider-day partition, passes only small metadata
+through XCom, and raises the project's exceptions with provider, day and file named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+from include.cc_intake.config import ProviderConfig
+from include.cc_intake.days import processed_day
+from include.cc_intake.errors import (
+    ConfigError,
+    HostKeyError,
+    RecordingsNotReady,
+    RemoteError,
+    ReportError,
+    TransferError,
+)
+from include.cc_intake.layout import DayLayout, atomic_writer, data_root, run_token
+from include.cc_intake.naming import render_folder
+
+if TYPE_CHECKING:
+    import asyncssh
+    from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
+
+    from include.cc_intake.report import DailyReport
+
+log = logging.getLogger(__name__)
+
+
+class RecordingsNotReadyFailure(RecordingsNotReady, AirflowFailException):
+    """The wait timed out: fail at once, a retry would only wait again."""
+
+
+class ProofLink(BaseOperatorLink):
+    """One click from the task to the day's validation page (pushed by the task as XCom)."""
+
+    name = "Validation page"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return str(value or "")
+
+
+def proof_url(provider: str, day: dt.date, kind: str) -> str:
+    """Where the overview plugin serves a proof page, under Airflow's own base URL."""
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
+    return f"{base}/cc-intake/proof/{provider}/{day.isoformat()}/{kind}.html"
+
+
+class ProviderDayMixin:
+    """What every task needs: the provider, the processed day and its folders."""
+
+    provider: ProviderConfig
+
+    def day(self, context: Context) -> dt.date:
+        run = context["dag_run"]
+        return processed_day(
+            tz=self.provider.timezone,
+            logical_date=run.logical_date,
+            run_after=getattr(run, "run_after", None),
+            conf=run.conf,
+        )
+
+    def layout(self, context: Context) -> DayLayout:
+        return DayLayout(data_root(), self.provider.id, self.day(context))
+
+    @staticmethod
+    def token(context: Context) -> str:
+        return run_token(context["dag_run"].run_id)
+
+
+@contextlib.asynccontextmanager
+async def open_sftp(provider: ProviderConfig, day: dt.date) -> AsyncIterator[asyncssh.SFTPClient]:
+    """One SSH session to the provider's server, host key checked by the sftp provider's hook."""
+    import asyncssh
+    from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
+
+    conn_id = provider.recordings.sftp_conn_id
+    hook = SFTPHookAsync(sftp_conn_id=conn_id)
+    stack = contextlib.AsyncExitStack()
+    try:
+        sftp = await stack.enter_async_context(hook.get_managed_conn())
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise HostKeyError(
+            f"{provider.id} {day}: the SFTP server of connection {conn_id!r} presented a host "
+            f"key that is not trusted ({exc}). Verify its fingerprint with the provider, then "
+            f"set the connection's `host_key` extra (or `known_hosts`); see `make check`."
+        ) from None
+    except (OSError, asyncssh.Error) as exc:
+        raise RemoteError(
+            f"{provider.id} {day}: cannot open an SFTP session with connection {conn_id!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    if str(hook.known_hosts).lower() == "none":
+        log.warning(
+            "%s: host key check DISABLED by connection %r (no_host_key_check): sandbox only",
+            provider.id,
+            conn_id,
+        )
+    async with stack:
+        yield sftp
+
+
+async def read_remote_report(
+    sftp: asyncssh.SFTPClient, provider: ProviderConfig, day: dt.date
+) -> bytes | None:
+    """The report's bytes, or None while the provider has not published it."""
+    import asyncssh
+
+    path = render_folder(provider.daily_report.path, day)
+    try:
+        async with sftp.open(path, "rb") as remote:
+            return bytes(await remote.read())
+    except asyncssh.SFTPNoSuchFile:
+        return None
+
+
+def parse_report_bytes(content: bytes, provider: ProviderConfig, day: dt.date) -> DailyReport:
+    """Parse report bytes with the report module (which reads files) via a private temp file."""
+    from include.cc_intake.report import parse_report
+
+    name = Path(render_folder(provider.daily_report.path, day)).name
+    with tempfile.TemporaryDirectory(prefix="cc-intake-report-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        return parse_report(path, provider.daily_report, provider=provider.id, day=day)
+
+
+class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
+    """Wait until the day's report is published and every direction it expects is settled.
+
+    :param provider: the provider's validated configuration.
+    """
+
+    ui_color = "#fdf2d0"
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("timeout", provider.recordings.wait_timeout)
+        kwargs.setdefault("poke_interval", max(provider.recordings.settle.total_seconds(), 60))
+        super().__init__(**kwargs)
+        self.provider = provider
+        self._last_seen = "nothing listed yet"
+
+    def poke(self, context: Context) -> bool:
+        from include.cc_intake.recordings import assess_readiness, list_day
+
+        day = self.day(context)
+        cfg = self.provider.recordings
+
+        async def look() -> Any:
+            async with open_sftp(self.provider, day) as sftp:
+                first = await list_day(sftp, cfg, day)
+                content = await read_remote_report(sftp, self.provider, day)
+                await asyncio.sleep(cfg.settle.total_seconds())
+                second = await list_day(sftp, cfg, day)
+            expected = None
+            note = f"report {render_folder(self.provider.daily_report.path, day)} not found"
+            if content is not None:
+                expected = parse_report_bytes(content, self.provider, day).counts
+            return assess_readiness(
+                first, second, cfg=cfg, day=day, now=time.time(), expected=expected,
+                report_note=note,
+            )
+
+        readiness = asyncio.run(look())
+        self._last_seen = readiness.describe()
+        self.log.info("%s %s: %s", self.provider.id, day, self._last_seen)
+        return bool(readiness.ready)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout:
+            raise RecordingsNotReadyFailure(
+                f"recordings for {self.provider.id} {self.day(context)} not available after "
+                f"{self.provider.recordings.wait_timeout}: {self._last_seen}"
+            ) from None
+
+
+class CopyRecordingsOperator(ProviderDayMixin, BaseOperator):
+    """List the day once, copy new or changed recordings, write the complete manifest.
+
+    :param provider: the provider's validated configuration.
+    """
+
+    ui_color = "#d6eaf8"
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.cc_intake.recordings import copy_day
+
+        day = self.day(context)
+        layout = self.layout(context)
+
+        async def run() -> Any:
+            async with open_sftp(self.provider, day) as sftp:
+                return await copy_day(
+                    sftp, self.provider, day, layout=layout, token=self.token(context),
+                    on_progress=self.log.info,
+                )
+
+        summary = asyncio.run(run())
+        for direction, counts in summary.directions.items():
+            self.log.info("%s %s %s: %s", self.provider.id, day, direction, counts)
+        if summary.failures:
+            shown = "; ".join(summary.failures[:5])
+            more = f" (+{len(summary.failures) - 5} more)" if len(summary.failures) > 5 else ""
+            raise TransferError(
+                f"{self.provider.id} {day}: {len(summary.failures)} recording(s) not copied: "
+                f"{shown}{more}. What landed is in {layout.manifest}; a retry resumes."
+            )
+        return summary.as_dict()
+
+
+class FetchReportOperator(ProviderDayMixin, BaseOperator):
+    """Land the provider's end-of-day report under reports/<provider>/<day>/ and parse it.
+
+    :param provider: the provider's validated configuration.
+    """
+
+    ui_color = "#e8daef"
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        day = self.day(context)
+        layout = self.layout(context)
+        remote = render_folder(self.provider.daily_report.path, day)
+
+        async def fetch() -> bytes | None:
+            async with open_sftp(self.provider, day) as sftp:
+                return await read_remote_report(sftp, self.provider, day)
+
+        content = asyncio.run(fetch())
+        if content is None:
+            raise ReportError(
+                f"{self.provider.id} {day}: end-of-day report {remote} not found on the server"
+            )
+        report = parse_report_bytes(content, self.provider, day)
+        final = layout.reports_dir / Path(remote).name
+        with atomic_writer(final, self.token(context), root=layout.root, binary=True) as out:
+            out.write(content)
+        self.log.info("%s %s: report %s says %s", self.provider.id, day, remote, report.counts)
+        return {"path": str(final), "counts": dict(report.counts)}
+
+
+class ValidateRecordingsOperator(ProviderDayMixin, BaseOperator):
+    """Reconcile the manifest with the report in Great Expectations and keep the proof.
+
+    :param provider: the provider's validated configuration.
+    """
+
+    ui_color = "#d5f5e3"
+    operator_extra_links = (ProofLink(),)
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.cc_intake.errors import ReconciliationError
+        from include.cc_intake.quality import validate_recordings, write_proof, write_summary
+        from include.cc_intake.report import parse_report
+
+        day = self.day(context)
+        layout = self.layout(context)
+        name = Path(render_folder(self.provider.daily_report.path, day)).name
+        report = parse_report(
+            layout.reports_dir / name, self.provider.daily_report, provider=self.provider.id,
+            day=day,
+        )
+        result = validate_recordings(layout.manifest, report, self.provider, day)
+        json_path, html_path = write_proof(layout.quality_dir, "recordings", result)
+        recon = result.get("reconciliation", {})
+        write_summary(
+            layout.quality_dir,
+            provider=self.provider.id,
+            day=day,
+            recordings={
+                d: {"expected": v.get("expected"), "got": v.get("got")}
+                for d, v in recon.get("directions", {}).items()
+            },
+            rejected=len(recon.get("rejected", [])),
+        )
+        url = proof_url(self.provider.id, day, "recordings")
+        context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
+        self.log.info("%s %s: proof %s (%s)", self.provider.id, day, html_path, url)
+        if not result.get("success"):
+            message = recon.get("message") or f"{self.provider.id} {day}: validation failed"
+            raise ReconciliationError(f"{message} — proof: {url}")
+        return {"success": True, "proof": str(json_path)}
+
+
+class ConfigErrorOperator(BaseOperator):
+    """Stand-in task of a provider whose YAML is broken: fails with the validation error.
+
+    :param error: the validation error, naming the file and the field.
+    """
+
+    ui_color = "#f5b7b1"
+
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def execute(self, context: Context) -> None:
+        raise ConfigError(self.error)
+
+
+__all__: Sequence[str] = (
+    "ConfigErrorOperator",
+    "CopyRecordingsOperator",
+    "FetchReportOperator",
+    "ProofLink",
+    "ValidateRecordingsOperator",
+    "WaitForRecordingsSensor",
+)

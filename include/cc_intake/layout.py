@@ -1,0 +1,132 @@
+"""Where things land under the data root (PRODUCT.md §4), and how they are written.
+
+Every write goes to a temporary name in the destination folder, is fsynced, then renamed:
+a reader never sees a half-written file under a final name. Landed data is personal data, so
+folders are 0750 and files 0640.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from include.cc_intake.naming import safe_join
+
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+TMP_SUFFIX = ".part"
+STALE_TMP_AGE = dt.timedelta(days=7)
+
+
+def data_root() -> Path:
+    """``CC_INTAKE_DATA_ROOT``, else ``$AIRFLOW_HOME/data`` (read at run time, never at parse)."""
+    explicit = os.environ.get("CC_INTAKE_DATA_ROOT")
+    if explicit:
+        return Path(explicit)
+    home = os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser())
+    return Path(home) / "data"
+
+
+class DayLayout:
+    """The paths of one provider-day partition."""
+
+    def __init__(self, root: Path, provider: str, day: dt.date) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.provider = provider
+        self.day = day
+
+    @property
+    def _day(self) -> str:
+        return self.day.isoformat()
+
+    def recordings_dir(self, direction: str) -> Path:
+        return safe_join(self.root, "recordings", self.provider, self._day, direction)
+
+    def recording(self, direction: str, rel_name: str) -> Path:
+        return safe_join(self.root, "recordings", self.provider, self._day, direction, rel_name)
+
+    @property
+    def reports_dir(self) -> Path:
+        return safe_join(self.root, "reports", self.provider, self._day)
+
+    @property
+    def digital_dir(self) -> Path:
+        return safe_join(self.root, "digital", self.provider, self._day)
+
+    @property
+    def manifest(self) -> Path:
+        return safe_join(self.root, "manifests", self.provider, f"{self._day}.csv")
+
+    @property
+    def quality_dir(self) -> Path:
+        return safe_join(self.root, "quality", self.provider, self._day)
+
+
+def run_token(run_id: str) -> str:
+    """A short, filesystem-safe token unique to a DAG run (stable across its retries)."""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:10]
+
+
+def make_dirs(path: Path, *, stop_at: Path) -> None:
+    """Create ``path`` and its parents below ``stop_at`` with mode 0750."""
+    missing = []
+    current = path
+    while not current.exists() and current != stop_at and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=DIR_MODE)
+        os.chmod(folder, DIR_MODE)
+
+
+def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
+    """The temporary sibling of ``final`` for one run (and, for resumable copies, one remote version)."""
+    suffix = f".{tag}" if tag else ""
+    return final.with_name(f".{final.name}.{token}{suffix}{TMP_SUFFIX}")
+
+
+@contextlib.contextmanager
+def atomic_writer(final: Path, token: str, *, root: Path, binary: bool = False) -> Iterator[IO]:
+    """Write to a temporary sibling, fsync, then rename onto ``final``; nothing on failure."""
+    make_dirs(final.parent, stop_at=root)
+    tmp = tmp_path_for(final, token)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def remove_stale_tmp(
+    folder: Path, *, older_than: dt.timedelta = STALE_TMP_AGE, token: str = ""
+) -> int:
+    """Remove our temporary files under ``folder`` older than ``older_than``.
+
+    With ``token``, only that run's files (another run of the same day may be copying).
+    """
+    if not folder.is_dir():
+        return 0
+    limit = time.time() - older_than.total_seconds()
+    removed = 0
+    glob = f".*.{token}.*{TMP_SUFFIX}" if token else f".*{TMP_SUFFIX}"
+    for path in folder.rglob(glob):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+    return removed

@@ -1,0 +1,280 @@
+"""The voice day: is it ready, and bring it home (list once, classify, copy, manifest).
+
+Pure orchestration over an open ``asyncssh.SFTPClient``; the Airflow tasks call these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from include.cc_intake.config import ProviderConfig, RecordingsConfig
+from include.cc_intake.layout import DayLayout, remove_stale_tmp
+from include.cc_intake.manifest import (
+    ManifestRow,
+    can_skip,
+    iso_utc,
+    landed_index,
+    read_manifest,
+    write_manifest,
+)
+from include.cc_intake.naming import (
+    RemoteEntry,
+    Verdict,
+    classify_listing,
+    folder_is_dated,
+    render_folder,
+)
+from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all, list_folder
+
+if TYPE_CHECKING:
+    import asyncssh
+
+log = logging.getLogger(__name__)
+
+Listing = dict[str, list[RemoteEntry] | None]
+
+
+async def list_day(sftp: asyncssh.SFTPClient, cfg: RecordingsConfig, day: dt.date) -> Listing:
+    """Every direction's folder for the day, read once (None for a missing folder)."""
+    return {
+        direction: await list_folder(
+            sftp, render_folder(template, day), direction, recursive=cfg.recursive
+        )
+        for direction, template in cfg.directions.items()
+    }
+
+
+def classify_day(listing: Listing, cfg: RecordingsConfig, day: dt.date) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    for direction, entries in listing.items():
+        dated = folder_is_dated(cfg.directions[direction])  # type: ignore[index]
+        verdicts.extend(classify_listing(entries or [], cfg, day, dated_folder=dated))
+    return verdicts
+
+
+@dataclass(frozen=True)
+class DirectionState:
+    direction: str
+    folder: str
+    state: str  # absent | empty | moving | ready
+    files: int
+    moving: int = 0
+
+    def describe(self) -> str:
+        if self.state == "absent":
+            return f"{self.direction}: folder {self.folder} absent"
+        if self.state == "empty":
+            return f"{self.direction}: no recording of the day in {self.folder}"
+        if self.state == "moving":
+            return f"{self.direction}: {self.files} files, {self.moving} still being written"
+        return f"{self.direction}: {self.files} files ready"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    directions: list[DirectionState]
+    expected: Mapping[str, int] | None
+    report_note: str = ""
+
+    def describe(self) -> str:
+        parts = [d.describe() for d in self.directions]
+        if self.expected is None:
+            parts.append(self.report_note or "end-of-day report not found")
+        else:
+            wanted = ", ".join(f"{k} {v}" for k, v in sorted(self.expected.items()))
+            parts.append(f"report says {wanted}")
+        return "; ".join(parts)
+
+
+def assess_readiness(
+    first: Listing,
+    second: Listing,
+    *,
+    cfg: RecordingsConfig,
+    day: dt.date,
+    now: float,
+    expected: Mapping[str, int] | None,
+    report_note: str = "",
+) -> Readiness:
+    """Ready when the report is there and every direction it expects calls for is settled.
+
+    Settled: the day's files did not change size or mtime between the two listings, and each
+    is older than ``min_file_age`` by our clock. A direction the report says had no call (no
+    outbound calls on a Sunday) needs nothing, not even its folder.
+    """
+    states = []
+    min_age = cfg.min_file_age.total_seconds()
+    for direction, template in cfg.directions.items():
+        folder = render_folder(template, day)
+        entries = second.get(direction)
+        if entries is None:
+            states.append(DirectionState(direction, folder, "absent", 0))
+            continue
+        dated = folder_is_dated(template)
+        accepted = [
+            v.entry for v in classify_listing(entries, cfg, day, dated_folder=dated) if v.accepted
+        ]
+        before = {e.rel_name: (e.size, e.mtime) for e in first.get(direction) or []}
+        moving = sum(
+            1
+            for e in accepted
+            if before.get(e.rel_name) != (e.size, e.mtime) or now - e.mtime < min_age
+        )
+        state = "empty" if not accepted else ("moving" if moving else "ready")
+        states.append(DirectionState(direction, folder, state, len(accepted), moving))
+    ready = expected is not None and all(
+        expected.get(s.direction, 0) == 0 or s.state == "ready" for s in states
+    )
+    return Readiness(ready, states, expected, report_note)
+
+
+@dataclass
+class DaySummary:
+    """What one copy run did; small enough for XCom and the demo's printout."""
+
+    provider: str
+    day: str
+    manifest: str
+    landing: str
+    directions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "day": self.day,
+            "manifest": self.manifest,
+            "landing": self.landing,
+            "directions": self.directions,
+            "failures": self.failures,
+        }
+
+
+def _row_for(verdict: Verdict, *, status: str, sha256: str = "", copied_at: str = "",
+             extra: Mapping[str, str] | None = None) -> ManifestRow:
+    entry = verdict.entry
+    return ManifestRow(
+        direction=entry.direction,
+        file_name=entry.rel_name,
+        remote_path=entry.remote_path,
+        size_bytes=entry.size,
+        remote_mtime=iso_utc(entry.mtime),
+        sha256=sha256,
+        copied_at=copied_at,
+        status=status,  # type: ignore[arg-type]
+        reason=verdict.reason or "",
+        groups=verdict.groups,
+        extra=dict(extra or {}),
+    )
+
+
+def _audio_columns(outcome: CopyOutcome) -> dict[str, str]:
+    try:
+        from include.cc_intake.audio import probe_audio
+    except ImportError:  # the audio probe is optional until it lands
+        return {}
+    info = probe_audio(outcome.head, outcome.job.entry.size, outcome.job.entry.rel_name)
+    return {
+        "codec": info.codec or "",
+        "duration_s": "" if info.duration_s is None else f"{info.duration_s:.1f}",
+        "audio_ok": "true" if info.audio_ok else "false",
+    }
+
+
+async def copy_day(
+    sftp: asyncssh.SFTPClient,
+    provider: ProviderConfig,
+    day: dt.date,
+    *,
+    layout: DayLayout,
+    token: str,
+    on_progress: Callable[[str], None] = log.info,
+) -> DaySummary:
+    """List the day once, copy what is new or changed, and write the complete manifest.
+
+    Files that fail are named in ``summary.failures``; what landed is in the manifest, so a
+    retry resumes instead of starting over.
+    """
+    cfg = provider.recordings
+    listing = await list_day(sftp, cfg, day)
+    verdicts = classify_day(listing, cfg, day)
+    previous = landed_index(read_manifest(layout.manifest, cfg.group_names))
+
+    rows: list[ManifestRow] = []
+    jobs: list[tuple[Verdict, CopyJob]] = []
+    for verdict in verdicts:
+        if not verdict.accepted:
+            rows.append(_row_for(verdict, status="rejected"))
+            continue
+        entry = verdict.entry
+        final = layout.recording(entry.direction, entry.rel_name)
+        before = previous.get((entry.direction, entry.rel_name))
+        if can_skip(before, size=entry.size, remote_mtime=iso_utc(entry.mtime), landed=final):
+            assert before is not None
+            rows.append(before.as_skipped())
+        else:
+            jobs.append((verdict, CopyJob(entry=entry, final=final)))
+
+    skipped = len(rows) - sum(1 for r in rows if r.status == "rejected")
+    on_progress(
+        f"{provider.id} {day}: {len(verdicts)} entries in scope, {len(jobs)} to copy, "
+        f"{skipped} already landed, {len(verdicts) - len(jobs) - skipped} rejected"
+    )
+    outcomes = await copy_all(
+        sftp,
+        [job for _, job in jobs],
+        token=token,
+        root=layout.root,
+        max_parallel=cfg.max_parallel,
+        bytes_per_s=cfg.max_bandwidth,
+        on_progress=on_progress,
+    )
+    by_final = {o.job.final: o for o in outcomes}
+    failures = []
+    for verdict, job in jobs:
+        outcome = by_final[job.final]
+        if not outcome.ok:
+            failures.append(f"{job.entry.remote_path}: {outcome.error}")
+            continue
+        assert outcome.copied_at is not None
+        rows.append(
+            _row_for(
+                verdict,
+                status="copied",
+                sha256=outcome.sha256,
+                copied_at=iso_utc(outcome.copied_at),
+                extra=_audio_columns(outcome),
+            )
+        )
+
+    write_manifest(layout.manifest, rows, group_names=cfg.group_names, token=token, root=layout.root)
+    if not failures:
+        for direction in cfg.directions:
+            remove_stale_tmp(
+                layout.recordings_dir(direction), older_than=dt.timedelta(0), token=token
+            )
+    remove_stale_tmp(layout.root / "recordings" / provider.id)
+
+    summary = DaySummary(
+        provider=provider.id,
+        day=day.isoformat(),
+        manifest=str(layout.manifest),
+        landing=str(layout.recordings_dir("ENTRANTS").parent),
+        failures=failures,
+    )
+    for direction in cfg.directions:
+        mine = [r for r in rows if r.direction == direction]
+        summary.directions[direction] = {
+            "folder_found": listing[direction] is not None,
+            "copied": sum(1 for r in mine if r.status == "copied"),
+            "skipped_identical": sum(1 for r in mine if r.status == "skipped_identical"),
+            "rejected": dict(Counter(r.reason for r in mine if r.status == "rejected")),
+            "bytes": sum(r.size_bytes for r in mine if r.landed),
+        }
+    return summary

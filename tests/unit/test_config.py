@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.cc_intake.config import (
+    load_provider,
+    load_providers,
+    parse_bandwidth,
+    parse_duration,
+    parse_provider,
+)
+from include.cc_intake.errors import ConfigError
+from tests.helpers import provider, provider_dict
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("4h", 14400), ("1h30m", 5400), ("0", 0), (45, 45)],
+)
+def test_durations(text: object, seconds: int) -> None:
+    assert parse_duration(text) == dt.timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "5 minutes", "m5", "-3s", "1.5h"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "bytes_per_s"), [("6Mbit", 750_000), ("750KB", 750_000), ("8Mbit", 1_000_000)]
+)
+def test_bandwidths(text: str, bytes_per_s: int) -> None:
+    assert parse_bandwidth(text) == bytes_per_s
+
+
+@pytest.mark.parametrize("text", ["6M", "6 Mbps", "fast", "6mbit"])
+def test_bandwidth_needs_explicit_unit(text: str) -> None:
+    with pytest.raises(ValueError, match="bit or byte unit explicit"):
+        parse_bandwidth(text)
+
+
+def test_product_example_is_valid() -> None:
+    cfg = provider()
+    assert cfg.dag_id == "ingest_acme_abidjan"
+    assert cfg.recordings.group_names == ["agent", "call_id", "date", "time"]
+    assert cfg.deadline_offset == dt.timedelta(hours=4, minutes=30)
+    assert cfg.recordings.settle == dt.timedelta(seconds=30)
+    assert cfg.recordings.max_parallel == 4
+
+
+def test_model_is_frozen() -> None:
+    cfg = provider()
+    with pytest.raises(Exception, match="frozen"):
+        cfg.id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"id": "ACME-1"}, "id", "must match"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
+        ({"schedule": "*/5 * * * *"}, "schedule", "daily cron"),
+        ({"deadline": "01:00"}, "(top level)", "must be after the schedule time"),
+        ({"deadline": "7h"}, "deadline", "HH:MM"),
+        ({"alert_emails": []}, "alert_emails", "at least 1"),
+        ({"surprise": 1}, "surprise", "Extra inputs"),
+    ],
+)
+def test_errors_name_the_file_and_the_field(change: dict, field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_provider(provider_dict(**change), source=Path("include/providers/acme.yaml"))
+    message = str(info.value)
+    assert "include/providers/acme.yaml" in message
+    assert f"{field}:" in message
+    assert words in message
+
+
+def test_pattern_needs_date_and_call_id() -> None:
+    data = provider_dict()
+    data["recordings"]["filename_pattern"] = r"^(?P<date>\d{8})_.*\.wav$"
+    with pytest.raises(ConfigError, match=r"recordings.filename_pattern: .*call_id"):
+        parse_provider(data, source=Path("x.yaml"))
+
+
+def test_folder_template_fields_are_checked() -> None:
+    data = provider_dict()
+    data["recordings"]["directions"]["ENTRANTS"] = "/in/{day:%Y}"
+    with pytest.raises(ConfigError, match=r"recordings.directions: .*only \['date'\]"):
+        parse_provider(data, source=Path("x.yaml"))
+
+
+def test_unknown_direction_is_refused() -> None:
+    data = provider_dict()
+    data["recordings"]["directions"]["INTERNES"] = "/in"
+    with pytest.raises(ConfigError, match="recordings.directions.INTERNES"):
+        parse_provider(data, source=Path("x.yaml"))
+
+
+@pytest.mark.parametrize(("tolerance", "expected", "gap"), [(0, 400, 0), (3, 400, 3), ("2%", 400, 8)])
+def test_tolerance(tolerance: object, expected: int, gap: int) -> None:
+    data = provider_dict()
+    data["daily_report"]["tolerance"] = tolerance
+    cfg = parse_provider(data, source=Path("x.yaml"))
+    assert cfg.daily_report.allowed_gap(expected) == gap
+
+
+def test_detail_report_needs_call_id_column() -> None:
+    data = provider_dict()
+    data["daily_report"]["kind"] = "detail"
+    with pytest.raises(ConfigError, match="call_id_column"):
+        parse_provider(data, source=Path("x.yaml"))
+
+
+def test_load_providers_keeps_the_good_ones(tmp_path: Path) -> None:
+    (tmp_path / "acme_abidjan.yaml").write_text(yaml.safe_dump(provider_dict()))
+    broken = provider_dict(id="bad_one")
+    broken["recordings"]["max_parallel"] = "lots"
+    (tmp_path / "bad_one.yaml").write_text(yaml.safe_dump(broken))
+    (tmp_path / "not_yaml.yaml").write_text("id: [unclosed\n")
+    good, bad = load_providers(tmp_path)
+    assert [cfg.id for cfg in good] == ["acme_abidjan"]
+    assert [b.key for b in bad] == ["bad_one", "not_yaml"]
+    assert "recordings.max_parallel" in bad[0].error
+    assert "not valid YAML" in bad[1].error
+
+
+def test_id_must_match_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(provider_dict()))
+    with pytest.raises(ConfigError, match="must equal the file name"):
+        load_provider(path)
