@@ -74,7 +74,8 @@ def run_token(run_id: str) -> str:
 
 
 def make_dirs(path: Path, *, stop_at: Path) -> None:
-    """Create ``path`` and its parents below ``stop_at`` with mode 0750."""
+    """Create ``path`` and its parents below ``stop_at`` with mode 0750 (``stop_at`` too)."""
+    stop_at.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     missing = []
     current = path
     while not current.exists() and current != stop_at and current != current.parent:

@@ -108,10 +108,12 @@ def write_manifest(
 ) -> int:
     """Write the complete manifest atomically, rows sorted by direction then name."""
     ordered = sorted(rows, key=lambda r: r.key)
+    groups = set(group_names)
     extra_names: list[str] = []
     for row in ordered:
+        groups.update(row.groups)
         extra_names.extend(name for name in row.extra if name not in extra_names)
-    header = columns(group_names, extra_names)
+    header = columns(groups, extra_names)
     with atomic_writer(path, token, root=root) as handle:
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
         writer.writeheader()

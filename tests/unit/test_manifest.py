@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import stat
+from pathlib import Path
+
+from include.cc_intake.manifest import (
+    LEADING_COLUMNS,
+    ManifestRow,
+    can_skip,
+    iso_utc,
+    landed_index,
+    read_manifest,
+    write_manifest,
+)
+
+
+def row(name: str, status: str = "copied", **kw: object) -> ManifestRow:
+    base: dict = dict(
+        direction="ENTRANTS",
+        file_name=name,
+        remote_path=f"/in/{name}",
+        size_bytes=10,
+        remote_mtime="2026-11-25T09:30:12Z",
+        sha256="ab" * 32 if status != "rejected" else "",
+        copied_at="2026-11-26T02:31:00Z" if status != "rejected" else "",
+        status=status,
+        reason="empty" if status == "rejected" else "",
+        groups={"call_id": name[:3], "date": "20261125"},
+    )
+    base.update(kw)
+    return ManifestRow(**base)
+
+
+def test_iso_utc() -> None:
+    assert iso_utc(0) == "1970-01-01T00:00:00Z"
+    moment = dt.datetime(2026, 11, 25, 10, 0, 0, 123, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert iso_utc(moment) == "2026-11-25T09:00:00Z"
+
+
+def test_round_trip_with_columns_in_contract_order(tmp_path: Path) -> None:
+    path = tmp_path / "manifests" / "acme" / "2026-11-25.csv"
+    rows = [
+        row("b.wav", extra={"codec": "alaw"}),
+        row("a.wav"),
+        row("z.txt", "rejected", groups={}),
+    ]
+    write_manifest(path, rows, group_names=["date", "call_id"], token="t", root=tmp_path)
+    with path.open() as handle:
+        header = next(csv.reader(handle))
+    assert header == [*LEADING_COLUMNS, "call_id", "date", "codec"]
+    back = read_manifest(path, ["call_id", "date"])
+    assert [r.file_name for r in back] == ["a.wav", "b.wav", "z.txt"]
+    assert back[1].extra["codec"] == "alaw"
+    assert back[2].sha256 == "" and back[2].reason == "empty"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o750
+    assert not list(path.parent.glob(".*.part"))
+
+
+def test_rewrite_never_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    for _ in range(3):
+        write_manifest(path, [row("a.wav")], group_names=["call_id"], token="t", root=tmp_path)
+    assert len(read_manifest(path)) == 1
+
+
+def test_can_skip_requires_same_remote_version_and_landed_file(tmp_path: Path) -> None:
+    landed = tmp_path / "a.wav"
+    landed.write_bytes(b"x" * 10)
+    previous = landed_index([row("a.wav")])[("ENTRANTS", "a.wav")]
+    mtime = "2026-11-25T09:30:12Z"
+    assert can_skip(previous, size=10, remote_mtime=mtime, landed=landed)
+    assert not can_skip(previous, size=11, remote_mtime=mtime, landed=landed)
+    assert not can_skip(previous, size=10, remote_mtime="2026-11-25T10:00:00Z", landed=landed)
+    assert not can_skip(None, size=10, remote_mtime=mtime, landed=landed)
+    landed.write_bytes(b"x" * 5)  # truncated locally: copy again
+    assert not can_skip(previous, size=10, remote_mtime=mtime, landed=landed)
+    landed.unlink()
+    assert not can_skip(previous, size=10, remote_mtime=mtime, landed=landed)
+
+
+def test_rejected_rows_are_not_landed() -> None:
+    assert landed_index([row("z.txt", "rejected")]) == {}
