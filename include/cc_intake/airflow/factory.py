@@ -45,15 +45,21 @@ def provider_folders() -> list[Path]:
 
 
 def default_args(cfg: ProviderConfig) -> dict[str, object]:
-    from include.cc_intake.airflow.notify import failure_notifier
+    from include.cc_intake.airflow.notify import IntakeFailureNotifier
 
+    notifier = IntakeFailureNotifier(
+        provider_id=cfg.id,
+        provider_name=cfg.name,
+        timezone=cfg.timezone,
+        alert_emails=cfg.alert_emails,
+    )
     return {
         "owner": cfg.owner,
         "retries": 3,
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
-        "on_failure_callback": [failure_notifier(cfg)],
+        "on_failure_callback": [notifier],
     }
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,12 @@ from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
     HostKeyError,
+    ReconciliationError,
     RecordingsNotReady,
     RemoteError,
     ReportError,
     TransferError,
+    ValidationError,
 )
 from include.cc_intake.layout import DayLayout, atomic_writer, data_root, run_token
 from include.cc_intake.naming import render_folder
@@ -44,6 +46,14 @@ log = logging.getLogger(__name__)
 
 class RecordingsNotReadyFailure(RecordingsNotReady, AirflowFailException):
     """The wait timed out: fail at once, a retry would only wait again."""
+
+
+class ReconciliationFailure(ReconciliationError, AirflowFailException):
+    """The day does not match its report: retrying changes nothing until the data does."""
+
+
+class ValidationFailure(ValidationError, AirflowFailException):
+    """The CRM export failed its checks: retrying changes nothing until the data does."""
 
 
 class ProofLink(BaseOperatorLink):
@@ -269,6 +279,20 @@ class FetchReportOperator(ProviderDayMixin, BaseOperator):
         return {"path": str(final), "counts": dict(report.counts)}
 
 
+@contextlib.contextmanager
+def day_lock(quality_dir: Path) -> Iterator[None]:
+    """Serialise proof + summary writes of one day (recordings and digital run in parallel)."""
+    import fcntl
+
+    quality_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    with (quality_dir / ".summary.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class ValidateRecordingsOperator(ProviderDayMixin, BaseOperator):
     """Reconcile the manifest with the report in Great Expectations and keep the proof.
 
@@ -283,7 +307,6 @@ class ValidateRecordingsOperator(ProviderDayMixin, BaseOperator):
         self.provider = provider
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.cc_intake.errors import ReconciliationError
         from include.cc_intake.quality import validate_recordings, write_proof, write_summary
         from include.cc_intake.report import parse_report
 
@@ -295,25 +318,93 @@ class ValidateRecordingsOperator(ProviderDayMixin, BaseOperator):
             day=day,
         )
         result = validate_recordings(layout.manifest, report, self.provider, day)
-        json_path, html_path = write_proof(layout.quality_dir, "recordings", result)
-        recon = result.get("reconciliation", {})
-        write_summary(
-            layout.quality_dir,
-            provider=self.provider.id,
-            day=day,
-            recordings={
-                d: {"expected": v.get("expected"), "got": v.get("got")}
-                for d, v in recon.get("directions", {}).items()
-            },
-            rejected=len(recon.get("rejected", [])),
-        )
+        with day_lock(layout.quality_dir):
+            _, html_path = write_proof(layout.quality_dir, "recordings", result)
+            write_summary(layout.quality_dir, provider=self.provider.id, day=day,
+                          recordings=result)
         url = proof_url(self.provider.id, day, "recordings")
         context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
-        self.log.info("%s %s: proof %s (%s)", self.provider.id, day, html_path, url)
+        self.log.info("%s %s: proof page %s (%s)", self.provider.id, day, html_path, url)
+        for warning in result.get("warnings") or []:
+            self.log.warning("%s", warning)
         if not result.get("success"):
-            message = recon.get("message") or f"{self.provider.id} {day}: validation failed"
-            raise ReconciliationError(f"{message} — proof: {url}")
-        return {"success": True, "proof": str(json_path)}
+            raise ReconciliationFailure(f"{result.get('failure')} — proof: {url}")
+        return {"success": True, "proof": str(html_path)}
+
+
+class ExportDigitalOperator(ProviderDayMixin, BaseOperator):
+    """Export the day's CRM interactions to digital/<provider>/<day>/interactions.jsonl.
+
+    :param provider: the provider's validated configuration (with a ``digital`` section).
+    """
+
+    ui_color = "#fadbd8"
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.http.hooks.http import HttpHook
+
+        from include.cc_intake.crm import export_day
+
+        digital = self.provider.digital
+        assert digital is not None
+        day = self.day(context)
+        layout = self.layout(context)
+        hook = HttpHook(method="GET", http_conn_id=digital.http_conn_id)
+        # The session carries the connection's auth and headers; HttpHook.run is not used
+        # because its check_response logs whole bodies, and conversations are personal data.
+        session = hook.get_conn()
+        result = export_day(
+            session, hook.base_url, digital, provider=self.provider.id, day=day,
+            tz=self.provider.tz, dest=layout.digital_dir / "interactions.jsonl",
+            run_token=self.token(context),
+        )
+        self.log.info(
+            "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped)",
+            self.provider.id, day, result.records, result.pages, result.stated_total,
+            result.duplicates_dropped,
+        )
+        return {
+            "path": str(result.path), "records": result.records,
+            "stated_total": result.stated_total, "pages": result.pages,
+        }
+
+
+class ValidateDigitalOperator(ProviderDayMixin, BaseOperator):
+    """Validate the exported interactions in Great Expectations and keep the proof.
+
+    :param provider: the provider's validated configuration (with a ``digital`` section).
+    """
+
+    ui_color = "#d5f5e3"
+    operator_extra_links = (ProofLink(),)
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.cc_intake.quality import validate_digital, write_proof, write_summary
+
+        day = self.day(context)
+        layout = self.layout(context)
+        exported = context["ti"].xcom_pull(task_ids="export_digital") or {}
+        result = validate_digital(
+            layout.digital_dir / "interactions.jsonl", exported.get("stated_total"),
+            self.provider, day,
+        )
+        with day_lock(layout.quality_dir):
+            _, html_path = write_proof(layout.quality_dir, "digital", result)
+            write_summary(layout.quality_dir, provider=self.provider.id, day=day, digital=result)
+        url = proof_url(self.provider.id, day, "digital")
+        context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
+        self.log.info("%s %s: proof page %s (%s)", self.provider.id, day, html_path, url)
+        if not result.get("success"):
+            raise ValidationFailure(f"{result.get('failure')} — proof: {url}")
+        return {"success": True, "proof": str(html_path)}
 
 
 class ConfigErrorOperator(BaseOperator):
@@ -335,8 +426,10 @@ class ConfigErrorOperator(BaseOperator):
 __all__: Sequence[str] = (
     "ConfigErrorOperator",
     "CopyRecordingsOperator",
+    "ExportDigitalOperator",
     "FetchReportOperator",
     "ProofLink",
+    "ValidateDigitalOperator",
     "ValidateRecordingsOperator",
     "WaitForRecordingsSensor",
 )

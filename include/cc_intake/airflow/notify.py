@@ -1,0 +1,477 @@
+"""Alert e-mails from Airflow: a failure notifier for every task, and the delivery-deadline alert.
+
+The texts live in :mod:`include.cc_intake.messages`; this layer only reads the Airflow context
+(task instance, run, exception), works out the processed day and the run link, picks the e-mail
+and sends it through the ``smtp_default`` connection with the smtp provider's hook.
+
+Two entry points for the DAG factory:
+
+- ``IntakeFailureNotifier.for_provider(cfg)`` as the tasks' ``on_failure_callback``. It runs in
+  the task's own process after the last try (or in the DAG processor when a task is killed).
+- ``build_deadline_alert(cfg)`` for the DAG's ``deadline``. Its :func:`deadline_missed_callback`
+  runs in the triggerer (docs/alerts.md says what it receives and why it filters runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.providers.smtp.hooks.smtp import SmtpHook
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+from include.cc_intake import errors, messages
+from include.cc_intake.days import processed_day
+from include.cc_intake.layout import data_root
+
+if TYPE_CHECKING:
+    from include.cc_intake.config import ProviderConfig
+
+log = logging.getLogger(__name__)
+
+DEADLINES_ENV = "CC_INTAKE_DEADLINES"
+DEFAULT_SMTP_CONN_ID = "smtp_default"
+_DEFAULT_BASE_URL = "http://localhost:8080"  # Airflow's own fallback when [api] base_url is unset
+
+# Most specific first: HostKeyError and TransferError are RemoteErrors.
+_KIND_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
+    (errors.ConfigError, "config"),
+    (errors.RecordingsNotReady, "not_ready"),
+    (errors.HostKeyError, "host_key"),
+    (errors.TransferError, "copy"),
+    (errors.UnsafePathError, "copy"),
+    (errors.ReportError, "report"),
+    (errors.ReconciliationError, "reconciliation"),
+    (errors.ValidationError, "validation"),
+    (errors.ExportError, "export"),
+)
+# When the exception is ours but generic (RemoteError, IntakeError) or a timeout (sensor or
+# execution timeout), the step's name tells what failed. Any other exception is a bug or an
+# outage we did not foresee: the generic e-mail says so rather than guess.
+_KIND_BY_TASK: tuple[tuple[str, str], ...] = (
+    ("config", "config"),
+    ("wait", "not_ready"),
+    ("report", "report"),
+    ("reconcil", "reconciliation"),
+    ("valid", "validation"),
+    ("quality", "validation"),
+    ("export", "export"),
+    ("digital", "export"),
+    ("crm", "export"),
+    ("copy", "copy"),
+    ("transfer", "copy"),
+    ("recording", "copy"),
+)
+
+
+# --------------------------------------------------------------------------- links and days
+
+
+def base_url() -> str:
+    """Airflow's ``[api] base_url`` without the trailing slash (PRODUCT.md §7 *Alerts*)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    return (conf.get("api", "base_url", fallback=None) or _DEFAULT_BASE_URL).rstrip("/")
+
+
+def run_link(dag_id: str, run_id: str, *, base: str | None = None) -> str:
+    """The Airflow 3 UI page of one run: ``<base_url>/dags/<dag_id>/runs/<run_id>``."""
+    root = (base or base_url()).rstrip("/")
+    return f"{root}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def task_link(dag_id: str, run_id: str, task_id: str, *, base: str | None = None) -> str:
+    """The UI page of one task of a run (its logs), as Airflow's own ``ti.log_url`` builds it."""
+    return f"{run_link(dag_id, run_id, base=base)}/tasks/{quote(task_id, safe='')}"
+
+
+def _as_datetime(value: object) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def day_of_run(
+    *,
+    tz: str,
+    logical_date: object,
+    run_after: object,
+    conf: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None = None,
+) -> dt.date | str:
+    """The processed day of a run, or the raw ``target_date`` / ``"inconnue"`` if it is invalid.
+
+    An alert must still go out when the day itself is the problem (a bad ``target_date``).
+    """
+    merged: dict[str, Any] = {}
+    if params and params.get("target_date"):
+        merged["target_date"] = params["target_date"]
+    if conf and conf.get("target_date"):
+        merged["target_date"] = conf["target_date"]
+    try:
+        return processed_day(
+            tz=tz,
+            logical_date=_as_datetime(logical_date),
+            run_after=_as_datetime(run_after),
+            conf=merged,
+        )
+    except errors.ConfigError:
+        return str(merged.get("target_date") or "inconnue")
+
+
+def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], str | None]:
+    """Expected-vs-got counts from the day's ``summary.json`` and the path of its proof page."""
+    folder = data_root() / "quality" / provider_id / str(day)
+    details: dict[str, Any] = {}
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict):
+        if isinstance(summary.get("recordings"), dict):
+            details["recordings"] = summary["recordings"]
+        if isinstance(summary.get("digital"), dict):
+            details["digital"] = summary["digital"]
+        if summary.get("rejected"):
+            details["rejected"] = summary["rejected"]
+    pages = [folder / name for name in ("recordings.html", "digital.html")]
+    existing = [str(page) for page in pages if page.is_file()]
+    return details, (" ; ".join(existing) or None)
+
+
+# --------------------------------------------------------------------------- failure e-mails
+
+
+def _is_timeout(exception: object) -> bool:
+    return isinstance(exception, TimeoutError) or type(exception).__name__ in {
+        "AirflowSensorTimeout",
+        "AirflowTaskTimeout",
+    }
+
+
+def classify_failure(exception: object, task_id: str | None) -> str:
+    """Which e-mail a failure gets: by exception type, else by the step's name, else generic."""
+    for kind_type, kind in _KIND_BY_ERROR:
+        if isinstance(exception, kind_type):
+            return kind
+    if isinstance(exception, errors.IntakeError) or _is_timeout(exception):
+        name = (task_id or "").lower()
+        for needle, kind in _KIND_BY_TASK:
+            if needle in name:
+                return kind
+    if isinstance(exception, errors.RemoteError):
+        return "copy"
+    return "task"
+
+
+def _state_name(state: object) -> str:
+    """``"running"`` whether Airflow hands over a string or a state enum (``DagRunState``)."""
+    return str(getattr(state, "value", state) or "")
+
+
+def _error_text(exception: object) -> str:
+    if exception is None:
+        return ""
+    if isinstance(exception, BaseException):
+        text = str(exception)
+        return f"{type(exception).__name__}: {text}" if text else type(exception).__name__
+    return str(exception)
+
+
+def failure_email(
+    *,
+    provider_id: str,
+    provider_name: str,
+    timezone: str,
+    context: Mapping[str, Any],
+) -> messages.Email:
+    """Build the e-mail for a failed task from its Airflow context (ti, dag_run, exception)."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    task_id = str(getattr(ti, "task_id", None) or "?")
+    try_number = getattr(ti, "try_number", None)
+    dag_id = str(
+        getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or f"ingest_{provider_id}"
+    )
+    run_id = str(
+        getattr(dag_run, "run_id", None) or context.get("run_id") or getattr(ti, "run_id", "")
+    )
+    day = day_of_run(
+        tz=timezone,
+        logical_date=getattr(dag_run, "logical_date", None),
+        run_after=getattr(dag_run, "run_after", None),
+        conf=getattr(dag_run, "conf", None),
+        params=context.get("params"),
+    )
+    exception = context.get("exception")
+    kind = classify_failure(exception, task_id)
+    raw = getattr(exception, "details", None)
+    details: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+    base = base_url()
+    common: dict[str, Any] = {
+        "provider_id": provider_id,
+        "provider_name": provider_name,
+        "day": day,
+        "run_link": run_link(dag_id, run_id, base=base),
+        "task_id": task_id,
+        "error": _error_text(exception),
+        "try_number": try_number if isinstance(try_number, int) else None,
+        "details": details,
+        "task_link": task_link(dag_id, run_id, task_id, base=base),
+    }
+    if kind in ("reconciliation", "validation"):
+        found, proof = proof_facts(provider_id, day)
+        for key, value in found.items():
+            details.setdefault(key, value)
+        return messages.FAILURE_BUILDERS[kind](**common, proof_link=proof)
+    if kind == "host_key":
+        return messages.copy_failed(**common, host_key=True)
+    return messages.FAILURE_BUILDERS[kind](**common)
+
+
+def send_email(
+    email: messages.Email,
+    to: Iterable[str],
+    *,
+    smtp_conn_id: str = DEFAULT_SMTP_CONN_ID,
+    from_email: str | None = None,
+) -> None:
+    """Send through the SMTP connection (its ``from_email`` extra is the sender by default)."""
+    with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
+        hook.send_email_smtp(
+            to=list(to),
+            from_email=from_email,
+            subject=email.subject,
+            html_content=email.body_html,
+            mime_charset="utf-8",
+        )
+
+
+async def asend_email(
+    email: messages.Email,
+    to: Iterable[str],
+    *,
+    smtp_conn_id: str = DEFAULT_SMTP_CONN_ID,
+    from_email: str | None = None,
+) -> None:
+    """:func:`send_email` without blocking the triggerer's event loop (aiosmtplib path)."""
+    async with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
+        await hook.asend_email_smtp(
+            to=list(to),
+            from_email=from_email,
+            subject=email.subject,
+            html_content=email.body_html,
+            mime_charset="utf-8",
+        )
+
+
+class IntakeFailureNotifier(SmtpNotifier):
+    """E-mails ``alert_emails`` when a task of a provider's DAG fails for good.
+
+    Subject and body come from :mod:`include.cc_intake.messages`, chosen by the exception type
+    (or the step's name); nothing is rendered with Jinja, so an error text can never be
+    interpreted as a template.
+
+    :param provider_id: the provider's id (the DAG is ``ingest_<id>``).
+    :param provider_name: the provider's display name.
+    :param timezone: the provider's zone, in which the processed day is computed.
+    :param alert_emails: recipients.
+    :param smtp_conn_id: the SMTP connection (default ``smtp_default``).
+    :param from_email: sender; default the connection's ``from_email`` extra.
+    """
+
+    template_fields = ()  # type: ignore[assignment]  # our texts are never Jinja templates
+
+    def __init__(
+        self,
+        *,
+        provider_id: str,
+        provider_name: str,
+        timezone: str,
+        alert_emails: Iterable[str],
+        smtp_conn_id: str | None = None,
+        from_email: str | None = None,
+    ) -> None:
+        super().__init__(
+            to=list(alert_emails),
+            from_email=from_email,
+            smtp_conn_id=smtp_conn_id or DEFAULT_SMTP_CONN_ID,
+        )
+        self.provider_id = provider_id
+        self.provider_name = provider_name
+        self.timezone = timezone
+
+    @classmethod
+    def for_provider(cls, cfg: ProviderConfig, **kwargs: Any) -> IntakeFailureNotifier:
+        """The notifier of one provider's DAG."""
+        return cls(
+            provider_id=cfg.id,
+            provider_name=cfg.name,
+            timezone=cfg.timezone,
+            alert_emails=cfg.alert_emails,
+            **kwargs,
+        )
+
+    def build_email(self, context: Mapping[str, Any]) -> messages.Email:
+        return failure_email(
+            provider_id=self.provider_id,
+            provider_name=self.provider_name,
+            timezone=self.timezone,
+            context=context,
+        )
+
+    def notify(self, context: Any) -> None:
+        recipients = list(self.to)
+        if not recipients:
+            log.warning("no alert_emails for %s: failure e-mail not sent", self.provider_id)
+            return
+        email = self.build_email(context)
+        send_email(email, recipients, smtp_conn_id=self.smtp_conn_id, from_email=self.from_email)
+        log.info("alert sent to %d recipient(s): %s", len(recipients), email.subject)
+
+    async def async_notify(self, context: Any) -> None:
+        recipients = list(self.to)
+        if not recipients:
+            return
+        email = self.build_email(context)
+        await asend_email(
+            email, recipients, smtp_conn_id=self.smtp_conn_id, from_email=self.from_email
+        )
+        log.info("alert sent to %d recipient(s): %s", len(recipients), email.subject)
+
+
+# --------------------------------------------------------------------------- the deadline
+
+
+def deadlines_enabled() -> bool:
+    """False when ``CC_INTAKE_DEADLINES`` is ``off`` (``airflow dags test`` crashes on them)."""
+    value = os.environ.get(DEADLINES_ENV, "on").strip().lower()
+    return value not in {"off", "0", "false", "no"}
+
+
+def deadline_callback_kwargs(
+    cfg: ProviderConfig, *, smtp_conn_id: str | None = None
+) -> dict[str, Any]:
+    """Everything the triggerer-side callback needs, JSON-serialisable (no config lookup there)."""
+    return {
+        "provider_id": cfg.id,
+        "provider_name": cfg.name,
+        "timezone": cfg.timezone,
+        "deadline": cfg.deadline,
+        "alert_emails": list(cfg.alert_emails),
+        "smtp_conn_id": smtp_conn_id or DEFAULT_SMTP_CONN_ID,
+    }
+
+
+def build_deadline_alert(
+    cfg: ProviderConfig, *, smtp_conn_id: str | None = None
+) -> DeadlineAlert | None:
+    """The provider's delivery deadline: ``deadline`` (local, day J) for the run processing J-1.
+
+    The reference is the run's logical date (the scheduled tick, day J at ``schedule``), so the
+    interval is ``deadline - schedule time``. ``None`` when deadlines are off.
+    """
+    if not deadlines_enabled():
+        return None
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=cfg.deadline_offset,
+        callback=AsyncCallback(
+            deadline_missed_callback,
+            kwargs=deadline_callback_kwargs(cfg, smtp_conn_id=smtp_conn_id),
+        ),
+        name=f"livraison avant {cfg.deadline} ({cfg.timezone})",
+    )
+
+
+async def _ask_airflow(what: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Call a Task SDK lookup from a worker thread; ``None`` if unavailable (outside Airflow)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(fn, **kwargs), timeout=30)
+    except Exception as exc:  # outside the triggerer there is no supervisor to ask
+        log.info(
+            "could not read the %s from Airflow (%s): using the deadline's snapshot", what, exc
+        )
+        return None
+
+
+async def deadline_missed_callback(
+    *,
+    provider_id: str,
+    provider_name: str,
+    timezone: str,
+    deadline: str,
+    alert_emails: list[str],
+    smtp_conn_id: str = DEFAULT_SMTP_CONN_ID,
+    context: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> str:
+    """Deadline Alert callback (triggerer): e-mail that the day is late, for scheduled runs only.
+
+    ``context`` is what the scheduler attaches when the deadline is missed:
+    ``{"dag_run": <DAGRunResponse as JSON>, "deadline": {"id", "deadline_time"}}``. Re-runs and
+    backfills of a past day, and runs that already failed (their failure e-mail went out), are
+    skipped. Returns a short outcome, which Airflow stores as the callback's output.
+    """
+    dag_run: Mapping[str, Any] = (context or {}).get("dag_run") or {}
+    dag_id = str(dag_run.get("dag_id") or f"ingest_{provider_id}")
+    run_id = str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "")
+    run_type = str(dag_run.get("run_type") or "")
+    if run_type != "scheduled":
+        log.info("deadline of %s/%s ignored: run type %r", dag_id, run_id, run_type or None)
+        return f"skipped: run type {run_type or 'unknown'}"
+
+    # The snapshot was taken when the scheduler noticed the miss; ask for the current state,
+    # since a run that fails before its deadline still fires it (apache/airflow#60927).
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    state = await _ask_airflow(
+        "run state", RuntimeTaskInstance.get_dagrun_state, dag_id=dag_id, run_id=run_id
+    )
+    state = _state_name(state) or _state_name(dag_run.get("state"))
+    if state in ("failed", "success"):
+        log.info("deadline of %s/%s ignored: the run is already %s", dag_id, run_id, state)
+        return f"skipped: run {state}"
+
+    found = await _ask_airflow(
+        "task states", RuntimeTaskInstance.get_task_states, dag_id=dag_id, run_ids=[run_id]
+    )
+    steps = found.get(run_id) if isinstance(found, Mapping) else None
+    if isinstance(steps, Mapping):
+        steps = {str(task): (_state_name(ti_state) or None) for task, ti_state in steps.items()}
+
+    day = day_of_run(
+        tz=timezone,
+        logical_date=dag_run.get("logical_date"),
+        run_after=dag_run.get("run_after"),
+        conf=dag_run.get("conf"),
+    )
+    email = messages.deadline_missed(
+        provider_id=provider_id,
+        provider_name=provider_name,
+        day=day,
+        run_link=run_link(dag_id, run_id),
+        deadline=deadline,
+        timezone=timezone,
+        run_state=state or None,
+        steps=steps or None,
+    )
+    if not alert_emails:
+        log.warning("no alert_emails for %s: deadline e-mail not sent", provider_id)
+        return "skipped: no recipients"
+    await asend_email(email, alert_emails, smtp_conn_id=smtp_conn_id)
+    log.info("deadline alert sent to %d recipient(s): %s", len(alert_emails), email.subject)
+    return f"sent: {email.subject}"

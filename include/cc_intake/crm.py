@@ -1,0 +1,714 @@
+"""CRM reporting export: page through a provider CRM's interactions for a day and land them whole.
+
+Pure domain, no Airflow: the caller hands over a ``requests.Session`` that already carries the
+connection's auth (``HttpHook(...).get_conn()``) and the connection's base URL
+(``hook.base_url``). We never go through ``HttpHook.run``: its default ``check_response`` logs
+whole response bodies, and conversations are personal data (PRODUCT.md §7 *Digital*).
+
+What this module promises:
+
+- the day's records land in ``interactions.jsonl`` (one JSON object a line, UTF-8, content
+  preserved) through a run-unique temporary file renamed at the end, or not at all;
+- memory stays flat: one page and the set of ids seen are all that is held;
+- every failure is an :class:`ExportError` naming provider, day, URL path (never the query
+  string, which may carry secrets), page number, HTTP status and a short scrubbed excerpt;
+- credentials are only ever sent to the connection's origin (next links and redirects to
+  another origin fail).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email.utils
+import io
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+import requests
+
+from include.cc_intake.config import DigitalConfig
+from include.cc_intake.days import day_bounds
+from include.cc_intake.errors import ConfigError, ExportError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_CAP_S = 120.0
+"""A CRM asking us to wait longer than this is waited for this long, then asked again."""
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+CONNECT_TIMEOUT_CAP_S = 10.0
+MAX_REDIRECTS = 5
+MAX_PAGES = 100_000
+"""Last-resort guard against a CRM that keeps inventing new cursors or links."""
+EXCERPT_CHARS = 200
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+_MISSING: Any = object()
+
+Sleep = Callable[[float], None]
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def render_params(cfg: DigitalConfig, day: dt.date, tz: str | ZoneInfo) -> dict[str, str]:
+    """The request parameters with ``{start}``, ``{end}`` and ``{date}`` filled in.
+
+    ``start`` is the day's 00:00 and ``end`` the next day's 00:00 (exclusive), ISO-8601 with the
+    provider's UTC offset at that instant (so a DST day carries two different offsets).
+    """
+    start, end = day_bounds(day, tz)
+    values = {
+        "start": start.isoformat(timespec="seconds"),
+        "end": end.isoformat(timespec="seconds"),
+        "date": day.isoformat(),
+    }
+    return {name: str(template).format(**values) for name, template in cfg.params.items()}
+
+
+def get_path(obj: Any, path: str | None, default: Any = None) -> Any:
+    """Follow a dotted path (``meta.next_cursor``, ``links.0.href``) into parsed JSON.
+
+    An empty path returns ``obj`` itself; a missing key, index or non-container returns
+    ``default``.
+    """
+    if not path:
+        return obj
+    current = obj
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            if part not in current:
+                return default
+            current = current[part]
+        elif isinstance(current, list) and re.fullmatch(r"-?\d+", part):
+            index = int(part)
+            if not -len(current) <= index < len(current):
+                return default
+            current = current[index]
+        else:
+            return default
+    return current
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date.
+
+    Returns None when the header is absent or unreadable (the caller then backs off on its own);
+    a date in the past means 0. Not capped here.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d+", text):
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; obsolete forms may come without a zone
+        when = when.replace(tzinfo=dt.UTC)
+    current = now or dt.datetime.now(dt.UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+_LINK_RE = re.compile(
+    r"<(?P<url>[^>]*)>(?P<params>(?:\s*;\s*[^;,=\"\s]+\s*(?:=\s*(?:\"[^\"]*\"|[^;,\"]*))?)*)"
+)
+_LINK_PARAM_RE = re.compile(
+    r";\s*(?P<name>[^;=\s]+)\s*(?:=\s*(?:\"(?P<q>[^\"]*)\"|(?P<t>[^;,\s]*)))?"
+)
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """RFC 8288 ``Link`` header → {relation type: target}; the first link of a relation wins."""
+    links: dict[str, str] = {}
+    if not value:
+        return links
+    for match in _LINK_RE.finditer(value):
+        for param in _LINK_PARAM_RE.finditer(match["params"]):
+            if param["name"].lower() != "rel":
+                continue
+            for rel in (param["q"] or param["t"] or "").lower().split():
+                links.setdefault(rel, match["url"].strip())
+    return links
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # unparsable port: never equal to a real origin
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """True when ``url`` has the scheme, host and port of ``base_url`` (default ports implied)."""
+    origin = _origin(url)
+    return bool(origin[0] and origin[1]) and origin == _origin(base_url)
+
+
+def join_url(base_url: str, endpoint: str) -> str:
+    """The endpoint's URL the way HttpHook builds it (base URL and endpoint, one slash between)."""
+    if base_url and not base_url.endswith("/") and endpoint and not endpoint.startswith("/"):
+        return f"{base_url}/{endpoint}"
+    if base_url.endswith("/") and endpoint.startswith("/"):
+        return base_url + endpoint[1:]
+    return base_url + endpoint
+
+
+# Country calling codes: 1 and 7 take one digit, these take two, every other one three.
+_CC2_TEXT = (
+    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
+    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
+)
+_CC2 = frozenset(_CC2_TEXT.split())
+# Digits with optional single spaces or dots (not hyphens: ISO dates must stay readable).
+_PHONE_RE = re.compile(r"(?<![\w+.])(?:\+|00)?\d(?:[ .]?\d){7,16}(?![\w.]?\d)")
+
+
+def _mask_one(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = re.sub(r"\D", "", text)
+    if not 8 <= len(digits) <= 15:
+        return text
+    prefix = ""
+    if text.startswith(("+", "00")):
+        digits = digits[2:] if text.startswith("00") else digits
+        size = 1 if digits[0] in "17" else 2 if digits[:2] in _CC2 else 3
+        prefix, digits = "+" + digits[:size], digits[size:]
+    return prefix + "*" * max(0, len(digits) - 2) + digits[-2:]
+
+
+def mask_phones(text: str) -> str:
+    """Mask phone-number-looking digit runs to country prefix + last two digits."""
+    return _PHONE_RE.sub(_mask_one, text)
+
+
+def _network_reason(exc: Exception) -> str:
+    """The useful end of a requests/urllib3 network error (``[Errno 111] Connection refused``)."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\][^'\")]*|Read timed out|Connection \w+[^'\")]*", text)
+    return found.group(0).strip() if found else text
+
+
+def _credential_values(session: requests.Session) -> list[str]:
+    """Secret values the session carries, so that no message can ever echo them."""
+    values: list[str] = []
+    for name, value in session.headers.items():
+        if re.search(r"auth|token|key|secret|pass|cookie|session", str(name), re.IGNORECASE):
+            text = str(value)
+            values.append(text)
+            values.extend(text.split()[1:])  # "Bearer xyz" → also "xyz"
+    auth = session.auth
+    if isinstance(auth, tuple) and len(auth) == 2:
+        values.append(str(auth[1]))
+    elif password := getattr(auth, "password", None):
+        values.append(str(password))
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one day's export landed (small: fit for XCom)."""
+
+    records: int
+    pages: int
+    stated_total: int | None
+    duplicates_dropped: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Page:
+    number: int
+    path: str
+    records: list[Any]
+    total: int | None
+
+
+class _Client:
+    """One day's conversation with one CRM: transport, retries and message wording."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        cfg: DigitalConfig,
+        *,
+        provider: str,
+        day: dt.date,
+        sleep: Sleep,
+        connect_timeout: float | None,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.cfg = cfg
+        self.provider = provider
+        self.day = day
+        self.sleep = sleep
+        read = cfg.timeout.total_seconds()
+        self.timeout = (connect_timeout or min(CONNECT_TIMEOUT_CAP_S, read), read)
+        self._secrets = _credential_values(session)
+
+    # -- wording
+
+    def where(self, url: str, number: int) -> str:
+        return (
+            f"CRM export of provider {self.provider} for {self.day.isoformat()}: "
+            f"GET {urlsplit(url).path or '/'} (page {number})"
+        )
+
+    def clean(self, text: str, limit: int = EXCERPT_CHARS) -> str:
+        """Short, single-line, secret-free, phone-masked excerpt of a body or error text."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = re.sub(r"(https?://[^\s?#'\"]*|/[^\s?#'\"]*)\?[^\s'\"]*", r"\1?…", text)
+        text = mask_phones(" ".join(text.split()))
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    def excerpt(self, response: requests.Response) -> str:
+        raw = response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+        return self.clean(raw) or "(empty body)"
+
+    def fail(self, url: str, number: int, what: str) -> ExportError:
+        return ExportError(f"{self.where(url, number)}: {what}")
+
+    # -- transport
+
+    def backoff(self, attempt: int) -> float:
+        return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
+
+    def get(self, url: str, params: Mapping[str, Any] | None, number: int) -> requests.Response:
+        """GET with explicit timeouts; 429/503 honour Retry-After, 5xx and network errors back off.
+
+        Redirects are followed by hand so that credentials never leave the connection's origin.
+        """
+        attempt = 0
+        redirects = 0
+        max_retries = self.cfg.max_retries
+        while True:
+            try:
+                response = self.session.get(
+                    url, params=params, timeout=self.timeout, allow_redirects=False
+                )
+            except requests.exceptions.SSLError as exc:
+                raise self.fail(url, number, f"TLS error ({self.clean(str(exc))})") from None
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                reason = f"{type(exc).__name__} ({self.clean(_network_reason(exc))})"
+                if attempt >= max_retries:
+                    parts = urlsplit(url)
+                    raise self.fail(
+                        url,
+                        number,
+                        f"no answer from {parts.scheme}://{parts.netloc} after {attempt + 1} "
+                        f"attempt(s): {reason}",
+                    ) from None
+                delay = self.backoff(attempt)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.0f s",
+                    self.where(url, number),
+                    type(exc).__name__,
+                    attempt + 1,
+                    max_retries,
+                    delay,
+                )
+                self.sleep(delay)
+                attempt += 1
+                continue
+            except requests.RequestException as exc:
+                raise self.fail(url, number, f"request failed: {self.clean(str(exc))}") from None
+
+            status = response.status_code
+            if 200 <= status < 300:
+                return response
+            location = response.headers.get("Location")
+            if status in (301, 302, 303, 307, 308) and location:
+                target = urljoin(response.url or url, location)
+                if not same_origin(target, self.base_url):
+                    raise self.fail(
+                        url,
+                        number,
+                        f"HTTP {status} redirects to another origin "
+                        f"({urlsplit(target).scheme}://{urlsplit(target).netloc}); "
+                        "refusing to send the connection's credentials there",
+                    )
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise self.fail(url, number, f"more than {MAX_REDIRECTS} redirects")
+                url, params = target, None
+                continue
+            retryable = status in (429, 503) or 500 <= status < 600
+            if not retryable:
+                raise self.fail(
+                    url,
+                    number,
+                    f"HTTP {status} {response.reason or ''}".rstrip()
+                    + f", expected 2xx; not retried; body: {self.excerpt(response)!r}",
+                )
+            if attempt >= max_retries:
+                raise self.fail(
+                    url,
+                    number,
+                    f"still HTTP {status} after {attempt + 1} attempt(s); "
+                    f"body: {self.excerpt(response)!r}",
+                )
+            waited = None
+            if status in (429, 503):
+                waited = parse_retry_after(response.headers.get("Retry-After"))
+            delay = min(RETRY_AFTER_CAP_S, waited) if waited is not None else self.backoff(attempt)
+            log.warning(
+                "%s: HTTP %d; retry %d/%d in %.0f s%s",
+                self.where(url, number),
+                status,
+                attempt + 1,
+                max_retries,
+                delay,
+                " (Retry-After)" if waited is not None else "",
+            )
+            self.sleep(delay)
+            attempt += 1
+
+    # -- parsing
+
+    def parse(self, response: requests.Response, url: str, number: int) -> tuple[Any, list[Any]]:
+        """(body, records) of a page; body is None for CSV pages."""
+        if self.cfg.format == "csv":
+            return None, self._parse_csv(response, url, number)
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            content = response.content
+            if content.lstrip()[:1] in (b"{", b"["):
+                # Broken JSON is the CRM's own data (conversations): say where, not what.
+                got = f"JSON broken at character {getattr(exc, 'pos', '?')} of {len(content)}"
+            else:
+                got = f"{response.headers.get('Content-Type') or 'no Content-Type'}: "
+                got += repr(self.excerpt(response))
+            raise self.fail(
+                url, number, f"malformed page: expected a JSON body; got {got}"
+            ) from None
+        records = get_path(body, self.cfg.records_path, _MISSING)
+        where_records = f"'{self.cfg.records_path}'" if self.cfg.records_path else "the body"
+        if records is _MISSING:
+            keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
+            raise self.fail(
+                url, number, f"malformed page: no records at {where_records} (found {keys})"
+            )
+        if not isinstance(records, list):
+            raise self.fail(
+                url,
+                number,
+                f"malformed page: expected a list of records at {where_records}, "
+                f"got {type(records).__name__}",
+            )
+        return body, records
+
+    def _parse_csv(self, response: requests.Response, url: str, number: int) -> list[Any]:
+        charset = requests.utils.get_encoding_from_headers(response.headers)
+        declared = "charset" in (response.headers.get("Content-Type") or "").lower()
+        try:
+            text = response.content.decode(charset if declared and charset else "utf-8-sig")
+            return list(csv.DictReader(io.StringIO(text, newline="")))
+        except (UnicodeDecodeError, LookupError, csv.Error) as exc:
+            raise self.fail(
+                url, number, f"malformed page: expected UTF-8 CSV with a header ({exc})"
+            ) from None
+
+    def total(self, body: Any, url: str, number: int) -> int | None:
+        if body is None or not self.cfg.total_path:
+            return None
+        value = get_path(body, self.cfg.total_path)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+        ):
+            raise self.fail(
+                url,
+                number,
+                f"malformed page: expected a count at '{self.cfg.total_path}', "
+                f"got {type(value).__name__}",
+            )
+        return int(value)
+
+    def record_id(self, record: Any, index: int, url: str, number: int) -> str:
+        if not isinstance(record, dict):
+            raise self.fail(
+                url,
+                number,
+                f"malformed page: record {index} is a {type(record).__name__}, expected an object",
+            )
+        value = get_path(record, self.cfg.id_field)
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+            raise self.fail(
+                url,
+                number,
+                f"malformed page: record {index} has no usable '{self.cfg.id_field}' "
+                f"(fields: {sorted(record)[:12]})",
+            )
+        return str(value)
+
+
+def _pages(client: _Client, params: dict[str, str]) -> Iterator[_Page]:
+    """Request page after page following the configured pagination."""
+    cfg = client.cfg
+    paging = cfg.pagination
+    url = join_url(client.base_url, cfg.endpoint)
+    if urlsplit(cfg.endpoint).scheme and not same_origin(url, client.base_url):
+        raise client.fail(url, 1, "endpoint is on another origin than the connection")
+    query: dict[str, Any] | None = dict(params)
+    if paging.type == "page":
+        query = {
+            **params,
+            paging.page_param: paging.first_page,
+            paging.size_param: paging.page_size,
+        }
+    seen: set[str] = set()
+    number = 1
+    while True:
+        if number > MAX_PAGES:
+            raise client.fail(url, number, f"more than {MAX_PAGES} pages; giving up")
+        response = client.get(url, query, number)
+        requested = response.url or url
+        body, records = client.parse(response, requested, number)
+        yield _Page(
+            number, urlsplit(requested).path, records, client.total(body, requested, number)
+        )
+        if paging.type == "none":
+            return
+        if paging.type == "page":
+            if len(records) < paging.page_size:
+                return
+            query = {
+                **params,
+                paging.page_param: paging.first_page + number,
+                paging.size_param: paging.page_size,
+            }
+        elif paging.type == "cursor":
+            cursor = get_path(body, paging.cursor_path)
+            if cursor is None or cursor == "":
+                return
+            if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
+                raise client.fail(
+                    requested,
+                    number,
+                    f"malformed page: expected a cursor string at '{paging.cursor_path}', "
+                    f"got {type(cursor).__name__}",
+                )
+            if str(cursor) in seen:
+                raise client.fail(
+                    requested,
+                    number,
+                    "the CRM returned a cursor it already gave (loop guard); "
+                    "the export would never end",
+                )
+            seen.add(str(cursor))
+            query = {**params, paging.cursor_param: cursor}
+        else:  # next_link
+            seen.add(requested)
+            target = get_path(body, paging.next_path) if paging.next_path else None
+            if target is None or target == "":
+                target = parse_link_header(response.headers.get("Link")).get("next")
+            if not target:
+                return
+            if not isinstance(target, str):
+                raise client.fail(
+                    requested,
+                    number,
+                    f"malformed page: expected a URL at '{paging.next_path}', "
+                    f"got {type(target).__name__}",
+                )
+            absolute = urljoin(requested, target.strip())
+            if not same_origin(absolute, client.base_url):
+                parts = urlsplit(absolute)
+                raise client.fail(
+                    requested,
+                    number,
+                    f"next link points to another origin ({parts.scheme}://{parts.netloc}) "
+                    "than the connection; refusing to send the connection's credentials there",
+                )
+            if absolute in seen:
+                raise client.fail(
+                    requested,
+                    number,
+                    "the CRM returned a next link already followed (loop guard); "
+                    "the export would never end",
+                )
+            # Requested as is: the link already carries the query the CRM wants.
+            url, query = absolute, None
+        number += 1
+
+
+# --------------------------------------------------------------------------- landing
+
+
+def _safe_token(run_token: str) -> str:
+    token = re.sub(r"[^A-Za-z0-9._-]", "_", run_token).strip("._")
+    return token[:80] or "run"
+
+
+def _make_dirs(folder: Path) -> None:
+    """Create ``folder`` and missing parents as 0750 (umask would otherwise decide)."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=DIR_MODE)
+        except FileExistsError:  # a concurrent run of the same day made it first
+            continue
+        path.chmod(DIR_MODE)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path(dest: Path, run_token: str) -> Path:
+    """The run-unique temporary name beside ``dest`` (housekeeping can match ``.*.tmp``)."""
+    return dest.with_name(f".{dest.name}.{_safe_token(run_token)}.tmp")
+
+
+def _check_config(cfg: DigitalConfig, provider: str) -> None:
+    if cfg.format == "csv" and (
+        cfg.pagination.type == "cursor" or cfg.pagination.next_path or cfg.total_path
+    ):
+        raise ConfigError(
+            f"provider {provider}: digital.format csv has no body to read cursor_path, next_path "
+            "or total_path from; use pagination page, next_link (Link header) or none"
+        )
+
+
+def export_day(
+    session: requests.Session,
+    base_url: str,
+    cfg: DigitalConfig,
+    *,
+    provider: str,
+    day: dt.date,
+    tz: str | ZoneInfo,
+    dest: Path,
+    run_token: str,
+    sleep: Sleep = time.sleep,
+    connect_timeout: float | None = None,
+) -> ExportResult:
+    """Export the CRM's interactions of ``day`` into ``dest`` (``…/interactions.jsonl``).
+
+    Records are streamed page by page into a run-unique temporary file beside ``dest``,
+    de-duplicated on ``cfg.id_field`` (first occurrence kept), and renamed over ``dest`` only
+    when the last page is in. On any failure the temporary file is removed and ``dest`` is left
+    as it was. ``sleep`` is injectable so tests do not wait for real.
+    """
+    _check_config(cfg, provider)
+    client = _Client(
+        session,
+        base_url,
+        cfg,
+        provider=provider,
+        day=day,
+        sleep=sleep,
+        connect_timeout=connect_timeout,
+    )
+    params = render_params(cfg, day, tz)
+    _make_dirs(dest.parent)
+    tmp = temp_path(dest, run_token)
+    seen_ids: set[str] = set()
+    records = duplicates = pages = 0
+    stated_total: int | None = None
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            for page in _pages(client, params):
+                pages = page.number
+                fresh = 0
+                for index, record in enumerate(page.records):
+                    key = client.record_id(record, index, page.path, page.number)
+                    if key in seen_ids:
+                        duplicates += 1
+                        continue
+                    seen_ids.add(key)
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    fresh += 1
+                records += fresh
+                if stated_total is None:
+                    stated_total = page.total
+                if (
+                    cfg.pagination.type == "page"
+                    and page.records
+                    and fresh == 0
+                    and len(page.records) >= cfg.pagination.page_size
+                ):
+                    raise client.fail(
+                        page.path,
+                        page.number,
+                        "a full page of records already exported: the CRM seems to ignore "
+                        f"'{cfg.pagination.page_param}' (loop guard)",
+                    )
+                log.info(
+                    "CRM export %s %s: page %d (%s) gave %d record(s), %d new; %d so far",
+                    provider,
+                    day.isoformat(),
+                    page.number,
+                    page.path,
+                    len(page.records),
+                    fresh,
+                    records,
+                )
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info(
+        "CRM export %s %s: %d record(s) in %d page(s), %d duplicate(s) dropped, "
+        "CRM states %s; landed %s",
+        provider,
+        day.isoformat(),
+        records,
+        pages,
+        duplicates,
+        "no total" if stated_total is None else stated_total,
+        dest,
+    )
+    return ExportResult(
+        records=records,
+        pages=pages,
+        stated_total=stated_total,
+        duplicates_dropped=duplicates,
+        path=dest,
+    )

@@ -1,0 +1,975 @@
+"""The operators' e-mails, in French, all in one place; and the masking applied to every text.
+
+Pure module (no Airflow): ``include.cc_intake.airflow.notify`` gathers the facts from the Airflow
+context and calls one builder here. Every builder returns an :class:`Email` whose subject reads
+``[intake][<provider>][<day>] <what is wrong>`` and whose body says what happened, what to do
+next and links to the Airflow run. Every free text (error messages, file names, details) goes
+through :func:`sanitize`: secrets are redacted and phone numbers masked (PRODUCT.md §2, §7).
+
+Phone-number heuristic of :func:`mask_phone` (precision over recall only where a date or an id
+would otherwise be mangled):
+
+- international, ``+`` then 8 to 15 digits, single spaces, dots or dashes allowed between digits:
+  ``+225 07 12 34 56 78`` → ``+225 ******78``;
+- international, ``00`` then a non-zero digit and 8 to 15 digits in all (same separators):
+  ``0022507123456`` → ``+225 ******56``;
+- local, 10 digits starting with ``0``, either contiguous or in pairs with one repeated separator
+  (``0712345678``, ``07 12 34 56 78``, ``07.12.34.56.78``) → ``******78``.
+
+The country prefix is cut with the ITU rule (1 and 7 are one digit, a fixed list is two digits,
+every other code three). A candidate touching a letter or another digit is left alone, so ids
+like ``AG0712345678`` or UUIDs stay intact; an underscore is a boundary, so a caller number inside
+a recording name (``…_0712345678.wav``) is masked. Dates (``20261125``, ``2026-11-25``), ISO
+times and offsets (``+00:00``) and numbers not starting with ``0`` or ``+`` never match. Known
+misses, accepted: national numbers written without their leading ``0`` and local formats other
+than ten digits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# --------------------------------------------------------------------------- masking
+
+_SEP = r"[ .\-]?"
+_INTL_PLUS_RE = re.compile(rf"(?<![0-9A-Za-z+])\+(?P<num>\d(?:{_SEP}\d){{7,14}})(?![0-9A-Za-z])")
+_INTL_00_RE = re.compile(
+    rf"(?<![0-9A-Za-z+])00{_SEP}(?P<num>[1-9](?:{_SEP}\d){{7,14}})(?![0-9A-Za-z])"
+)
+_LOCAL_RE = re.compile(
+    r"(?<![0-9A-Za-z+])(?P<num>0\d(?P<sep>[ .\-]?)\d\d(?P=sep)\d\d(?P=sep)\d\d(?P=sep)\d\d)"
+    r"(?![0-9A-Za-z])"
+)
+# Two-digit ITU country codes; 1 and 7 are one digit; every other code has three digits.
+_CC2 = frozenset(
+    re.findall(
+        r"\d\d",
+        "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
+        "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98",
+    )
+)
+_STARS = "******"
+
+
+def _country_code(digits: str) -> str:
+    if digits[0] in "17":
+        return digits[0]
+    if digits[:2] in _CC2:
+        return digits[:2]
+    return digits[:3]
+
+
+def _mask_international(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match["num"])
+    return f"+{_country_code(digits)} {_STARS}{digits[-2:]}"
+
+
+def _mask_local(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match["num"])
+    return f"{_STARS}{digits[-2:]}"
+
+
+def mask_phone(text: str) -> str:
+    """Mask phone numbers in ``text`` to country prefix + last two digits (see module doc)."""
+    text = _INTL_PLUS_RE.sub(_mask_international, text)
+    text = _INTL_00_RE.sub(_mask_international, text)
+    return _LOCAL_RE.sub(_mask_local, text)
+
+
+_SECRET_WORDS = (
+    r"password|passwd|pwd|passphrase|secret|client_secret|token|access_token|refresh_token"
+    r"|api[_-]?key|x-api-key|apikey|authorization|signature|sig|private_key"
+)
+_URL_USERINFO_RE = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s:@]+:[^/\s@]*@")
+_KEY_VALUE_RE = re.compile(
+    rf"(?i)(?P<key>\b(?:{_SECRET_WORDS}))(?P<q>[\"']?)(?P<sep>\s*[=:]\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic|token)\s+)?[^\s&;,\"'}]+)"
+)
+_AUTH_SCHEME_RE = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=\-]{8,}")
+
+
+def redact_secrets(text: str) -> str:
+    """Redact credentials that error texts sometimes carry: URL passwords, tokens, API keys."""
+    text = _URL_USERINFO_RE.sub(r"\g<scheme>***@", text)
+    text = _KEY_VALUE_RE.sub(r"\g<key>\g<q>\g<sep>***", text)
+    return _AUTH_SCHEME_RE.sub(r"\g<scheme> ***", text)
+
+
+_MAX_TEXT = 3000
+
+
+def sanitize(value: object, *, limit: int = _MAX_TEXT) -> str:
+    """How every free text reaches an e-mail: secrets redacted, phones masked, length capped."""
+    text = mask_phone(redact_secrets(str(value)))
+    if len(text) > limit:
+        text = text[:limit].rstrip() + " … (tronqué : voir le journal de la tâche)"
+    return text
+
+
+# --------------------------------------------------------------------------- e-mail model
+
+
+@dataclass(frozen=True)
+class Email:
+    """A ready-to-send alert: the HTML body is what is mailed, the text body is for logs."""
+
+    subject: str
+    body_text: str
+    body_html: str
+
+
+# Blocks shared by the text and HTML renderings, so that both always say the same thing.
+@dataclass(frozen=True)
+class _Para:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Facts:
+    rows: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _List:
+    title: str
+    items: tuple[str, ...]
+    ordered: bool = False
+
+
+@dataclass(frozen=True)
+class _Pre:
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Link:
+    label: str
+    url: str
+
+
+_Block = _Para | _Facts | _List | _Pre | _Link
+
+_WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+# Airflow task-instance states as an operator reads them.
+_TI_STATES = {
+    None: "pas encore démarrée",
+    "none": "pas encore démarrée",
+    "scheduled": "planifiée",
+    "queued": "en file d'attente",
+    "running": "en cours",
+    "deferred": "en attente (différée)",
+    "up_for_reschedule": "en attente (reprogrammée)",
+    "up_for_retry": "nouvelle tentative prévue",
+    "restarting": "redémarrage",
+    "success": "terminée",
+    "failed": "en échec",
+    "upstream_failed": "bloquée (une étape précédente a échoué)",
+    "skipped": "ignorée",
+    "removed": "supprimée",
+}
+_ACTIVE_STATES = ("running", "deferred", "up_for_reschedule", "up_for_retry", "queued", "scheduled")
+
+_LABELS = {
+    "seen": "vus",
+    "listed": "listés",
+    "ready": "prêts",
+    "settling": "en cours d'écriture",
+    "too_young": "trop récents",
+    "not_ready": "pas prêts",
+    "folder": "dossier",
+    "missing": "manquants",
+    "extra": "en trop",
+    "duplicate": "en double",
+    "empty": "vides",
+    "rejected": "rejetés",
+    "unrecognised": "non reconnus",
+    "other_date": "d'une autre date",
+    "expected": "attendu",
+    "got": "reçu",
+    "files": "fichiers",
+    "bytes": "octets",
+    "url": "URL",
+    "status": "statut HTTP",
+    "waited": "attente",
+    "file": "fichier",
+    "field": "champ",
+}
+
+
+def format_day(day: dt.date | str) -> str:
+    """``2026-11-25 (mercredi 25 novembre 2026)``; a non-date is shown as given."""
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if not isinstance(day, dt.date):
+        try:
+            day = dt.date.fromisoformat(str(day))
+        except ValueError:
+            return sanitize(day, limit=40)
+    weekday, month = _WEEKDAYS[day.weekday()], _MONTHS[day.month - 1]
+    return f"{day.isoformat()} ({weekday} {day.day} {month} {day.year})"
+
+
+def _day_key(day: dt.date | str) -> str:
+    if isinstance(day, dt.datetime):
+        return day.date().isoformat()
+    if isinstance(day, dt.date):
+        return day.isoformat()
+    return sanitize(day, limit=40)
+
+
+def subject_line(provider_id: str, day: dt.date | str, what: str) -> str:
+    """``[intake][<provider>][<day>] <what>`` — what every alert subject looks like."""
+    return f"[intake][{sanitize(provider_id, limit=80)}][{_day_key(day)}] {what}"
+
+
+def _render_text(title: str, blocks: Sequence[_Block]) -> str:
+    out = [title, "=" * len(title), ""]
+    for block in blocks:
+        if isinstance(block, _Para):
+            out += [block.text, ""]
+        elif isinstance(block, _Facts):
+            width = max(len(label) for label, _ in block.rows)
+            out += [f"{label.ljust(width)} : {value}" for label, value in block.rows] + [""]
+        elif isinstance(block, _List):
+            out.append(f"{block.title} :")
+            for i, item in enumerate(block.items, 1):
+                out.append(f"  {i}. {item}" if block.ordered else f"  - {item}")
+            out.append("")
+        elif isinstance(block, _Pre):
+            out.append(f"{block.title} :")
+            out += [f"    {line}" for line in block.text.splitlines() or [""]]
+            out.append("")
+        else:
+            out += [f"{block.label} : {block.url}", ""]
+    out.append("-- \nMessage automatique de cc-intake (Airflow). Ne pas répondre.")
+    return "\n".join(out)
+
+
+def _link_html(url: str, label: str | None = None) -> str:
+    if re.match(r"^https?://", url):
+        return f'<a href="{html.escape(url, quote=True)}">{html.escape(label or url)}</a>'
+    return html.escape(url)
+
+
+def _render_html(title: str, blocks: Sequence[_Block]) -> str:
+    e = html.escape
+    parts = [
+        '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title></head>",
+        '<body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #222;">',
+        f'<h2 style="font-size: 18px;">{e(title)}</h2>',
+    ]
+    for block in blocks:
+        if isinstance(block, _Para):
+            parts.append(f"<p>{e(block.text)}</p>")
+        elif isinstance(block, _Facts):
+            rows = "".join(
+                f'<tr><th style="text-align: left; padding-right: 12px;">{e(label)}</th>'
+                f"<td>{e(value)}</td></tr>"
+                for label, value in block.rows
+            )
+            parts.append(f"<table>{rows}</table>")
+        elif isinstance(block, _List):
+            tag = "ol" if block.ordered else "ul"
+            items = "".join(f"<li>{e(item)}</li>" for item in block.items)
+            parts.append(
+                f"<h3 style='font-size: 15px;'>{e(block.title)}</h3><{tag}>{items}</{tag}>"
+            )
+        elif isinstance(block, _Pre):
+            parts.append(
+                f"<h3 style='font-size: 15px;'>{e(block.title)}</h3>"
+                f'<pre style="background: #f4f4f4; padding: 8px; white-space: pre-wrap;">'
+                f"{e(block.text)}</pre>"
+            )
+        else:
+            parts.append(f"<p><strong>{e(block.label)} :</strong> {_link_html(block.url)}</p>")
+    parts.append(
+        '<p style="color: #777; font-size: 12px;">Message automatique de cc-intake (Airflow). '
+        "Ne pas répondre.</p></body></html>"
+    )
+    return "".join(parts)
+
+
+def _email(provider_id: str, day: dt.date | str, what: str, blocks: Sequence[_Block]) -> Email:
+    subject = subject_line(provider_id, day, what)
+    return Email(
+        subject=subject,
+        body_text=_render_text(subject, blocks),
+        body_html=_render_html(subject, blocks),
+    )
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def _header(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    task_id: str | None = None,
+    try_number: int | None = None,
+) -> _Facts:
+    rows = [
+        (
+            "Prestataire",
+            f"{sanitize(provider_name, limit=120)} ({sanitize(provider_id, limit=80)})",
+        ),
+        ("Journée traitée", format_day(day)),
+    ]
+    if task_id:
+        step = sanitize(task_id, limit=120)
+        if try_number:
+            step += f" (tentative {int(try_number)})"
+        rows.append(("Étape", step))
+    return _Facts(tuple(rows))
+
+
+def _dag_id(provider_id: str) -> str:
+    return f"ingest_{sanitize(provider_id, limit=80)}"
+
+
+def rerun_instructions(provider_id: str, day: dt.date | str, task_id: str | None = None) -> str:
+    """How to re-run the day, in one sentence with the exact command (README operator guide)."""
+    key = _day_key(day)
+    what = f"la tâche « {sanitize(task_id, limit=120)} »" if task_id else "la tâche en échec"
+    conf = json.dumps({"target_date": key})
+    return (
+        f"Relancer la journée : dans Airflow, ouvrir l'exécution (lien ci-dessous), sélectionner "
+        f"{what} et « Clear » (effacer) ; ou déclencher une exécution pour ce jour : "
+        f"airflow dags trigger {_dag_id(provider_id)} -c '{conf}'. "
+        f"Une relance est sans risque : rien n'est dupliqué ni perdu."
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{_label(k)} {_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_value(v) for v in value)
+    return sanitize(value, limit=500)
+
+
+def _label(key: object) -> str:
+    return _LABELS.get(str(key), sanitize(key, limit=60))
+
+
+def _bullets(values: Iterable[Any], *, limit: int = 20) -> tuple[str, ...]:
+    items = [sanitize(v, limit=300) for v in values]
+    if len(items) > limit:
+        items = [*items[:limit], f"… et {len(items) - limit} autre(s) (voir le manifeste)"]
+    return tuple(items)
+
+
+def _other_details(details: Mapping[str, Any] | None, known: set[str]) -> list[_Block]:
+    rest = [(k, v) for k, v in (details or {}).items() if k not in known and v not in (None, "")]
+    if not rest:
+        return []
+    return [_List("Autres informations", tuple(f"{_label(k)} : {_value(v)}" for k, v in rest))]
+
+
+def _counts_lines(counts: Mapping[str, Any]) -> tuple[str, ...]:
+    lines = []
+    for name, value in counts.items():
+        if isinstance(value, Mapping) and "expected" in value and "got" in value:
+            expected, got = value["expected"], value["got"]
+            line = f"{sanitize(name, limit=40)} : attendu {_value(expected)}, reçu {_value(got)}"
+            if isinstance(expected, int) and isinstance(got, int):
+                line += f" (écart {got - expected:+d})"
+            lines.append(line)
+        else:
+            lines.append(f"{sanitize(name, limit=40)} : {_value(value)}")
+    return tuple(lines)
+
+
+def _error_block(error: object) -> list[_Block]:
+    text = sanitize(error) if error not in (None, "") else ""
+    return [_Pre("Message d'erreur", text)] if text else []
+
+
+def _links(run_link: str, task_link: str | None = None) -> list[_Block]:
+    blocks: list[_Block] = [_Link("Exécution Airflow", run_link)]
+    if task_link:
+        blocks.append(_Link("Journal de la tâche", task_link))
+    return blocks
+
+
+# --------------------------------------------------------------------------- the e-mails
+
+SUBJECTS = {
+    "deadline": "délai de livraison dépassé",
+    "not_ready": "enregistrements non disponibles",
+    "copy": "échec de la copie des enregistrements",
+    "host_key": "clé d'hôte SSH refusée",
+    "report": "rapport de fin de journée absent ou illisible",
+    "reconciliation": "écart entre enregistrements et rapport",
+    "validation": "échec de la validation des données",
+    "export": "échec de l'export CRM",
+    "task": "échec d'une tâche",
+    "config": "configuration du prestataire invalide",
+}
+
+
+def deadline_missed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    deadline: str,
+    timezone: str,
+    run_state: str | None = None,
+    steps: Mapping[str, str | None] | None = None,
+) -> Email:
+    """The day is not complete by the provider's delivery deadline (scheduled runs only).
+
+    :param deadline: the configured local deadline (``HH:MM``, day J, in ``timezone``).
+    :param run_state: the run's state when the deadline passed (``running``, ``queued``…).
+    :param steps: task id → task-instance state, to tell which step the run is in.
+    """
+    name = sanitize(provider_name, limit=120)
+    limit = f"{sanitize(deadline, limit=10)}, heure de {sanitize(timezone, limit=60)}"
+    state = _TI_STATES.get(run_state, sanitize(run_state or "en cours", limit=40))
+    blocks: list[_Block] = [
+        _header(provider_id=provider_id, provider_name=provider_name, day=day),
+        _Para(
+            f"La journée {_day_key(day)} du prestataire {name} n'est pas complète à l'heure "
+            f"limite de livraison ({limit}) : l'exécution planifiée est toujours {state}."
+        ),
+    ]
+    if steps:
+        active = [t for t, s in steps.items() if s in _ACTIVE_STATES]
+        if active:
+            blocks.append(
+                _Para(
+                    "Étape en cours : "
+                    + ", ".join(
+                        f"{sanitize(t, limit=120)} ({_TI_STATES[steps[t]]})" for t in active
+                    )
+                )
+            )
+        blocks.append(
+            _List(
+                "État des étapes",
+                tuple(
+                    f"{sanitize(t, limit=120)} : {_TI_STATES.get(s, sanitize(s or '', limit=40))}"
+                    for t, s in steps.items()
+                ),
+            )
+        )
+    blocks += [
+        _List(
+            "Que faire",
+            (
+                "Ouvrir l'exécution dans Airflow (lien ci-dessous) et voir quelle étape attend.",
+                "Si l'attente des enregistrements est en cours : les fichiers du jour ne sont pas "
+                "(ou pas tous) sur le serveur SFTP du prestataire. Contacter le prestataire pour "
+                "qu'il les dépose ; l'exécution les copiera d'elle-même s'ils arrivent avant la "
+                "fin du délai d'attente (wait_timeout).",
+                "Si une étape échoue ensuite, un e-mail d'échec précisera quoi corriger. "
+                + rerun_instructions(provider_id, day),
+            ),
+            ordered=True,
+        ),
+        _Para(
+            "Cet avis ne concerne que les exécutions planifiées : la relance ou le rattrapage "
+            "d'une journée passée ne l'envoie pas, et une exécution déjà en échec (dont l'e-mail "
+            "d'échec est parti) non plus."
+        ),
+        *_links(run_link),
+    ]
+    return _email(provider_id, day, SUBJECTS["deadline"], blocks)
+
+
+def recordings_not_ready(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+) -> Email:
+    """The day's recordings were absent or still moving when ``wait_timeout`` ran out.
+
+    ``details`` may carry ``directions`` ({direction: what was seen}) and ``waited``.
+    """
+    details = details or {}
+    name = sanitize(provider_name, limit=120)
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(
+            f"Les enregistrements du {_day_key(day)} ne sont pas disponibles (absents ou encore "
+            f"en cours d'écriture) sur le serveur SFTP du prestataire {name} à la fin du délai "
+            "d'attente"
+            + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
+        ),
+    ]
+    directions = details.get("directions")
+    if isinstance(directions, Mapping) and directions:
+        blocks.append(
+            _List(
+                "Ce qui a été vu, par sens d'appel",
+                tuple(f"{sanitize(d, limit=40)} : {_value(v)}" for d, v in directions.items()),
+            )
+        )
+    blocks += _error_block(error)
+    blocks += _other_details(details, {"directions", "waited"})
+    blocks += [
+        _List(
+            "Que faire",
+            (
+                f"Contacter le prestataire {name} : son script de dépôt a-t-il tourné pour le "
+                f"{_day_key(day)} ? "
+                "Les fichiers doivent être dans les dossiers configurés (ENTRANTS, SORTANTS).",
+                "Vérifier ce que le serveur montre : make check "
+                f"PROVIDER={sanitize(provider_id, limit=80)} DATE={_day_key(day)} (ne copie rien).",
+                "Quand les fichiers sont là : " + rerun_instructions(provider_id, day, task_id),
+            ),
+            ordered=True,
+        ),
+        *_links(run_link, task_link),
+    ]
+    return _email(provider_id, day, SUBJECTS["not_ready"], blocks)
+
+
+def copy_failed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+    host_key: bool = False,
+) -> Email:
+    """A copy failed after its retries; ``details['files']`` lists the files concerned.
+
+    :param host_key: the server's host key is unknown or changed: a different next step.
+    """
+    details = details or {}
+    name = sanitize(provider_name, limit=120)
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(
+            f"La copie des enregistrements du {_day_key(day)} depuis le serveur SFTP du "
+            f"prestataire {name} a échoué"
+            + (f" après {int(try_number)} tentative(s)." if try_number else ".")
+            + " Les fichiers déjà copiés sont complets et conservés ; aucun fichier partiel "
+            "n'est visible sous son nom final."
+        ),
+    ]
+    files = details.get("files")
+    if files:
+        blocks.append(
+            _List("Fichiers concernés", _bullets(files if not isinstance(files, str) else [files]))
+        )
+    blocks += _error_block(error)
+    blocks += _other_details(details, {"files"})
+    if host_key:
+        first = (
+            "La clé d'hôte SSH du serveur est inconnue ou a changé. Vérifier auprès du "
+            f"prestataire {name} que le changement est légitime, puis mettre à jour la clé "
+            "connue dans la connexion Airflow. Ne jamais désactiver la vérification."
+        )
+    else:
+        first = (
+            "Vérifier que le serveur SFTP répond et que nos identifiants sont valides : "
+            f"make check PROVIDER={sanitize(provider_id, limit=80)} DATE={_day_key(day)} "
+            "(ne copie rien) ; vérifier aussi l'espace disque de la racine des données."
+        )
+    blocks += [
+        _List("Que faire", (first, rerun_instructions(provider_id, day, task_id)), ordered=True),
+        *_links(run_link, task_link),
+    ]
+    return _email(provider_id, day, SUBJECTS["host_key" if host_key else "copy"], blocks)
+
+
+def report_failed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+) -> Email:
+    """The provider's end-of-day report is missing or malformed: nothing can be reconciled."""
+    name = sanitize(provider_name, limit=120)
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(
+            f"Le rapport de fin de journée du {_day_key(day)} du prestataire {name} est absent "
+            "ou illisible : "
+            "le nombre d'enregistrements copiés n'a pas pu être rapproché des appels déclarés."
+        ),
+        *_error_block(error),
+        *_other_details(details, set()),
+        _List(
+            "Que faire",
+            (
+                f"Demander au prestataire {name} de publier (ou corriger) le rapport du "
+                f"{_day_key(day)} à "
+                "l'emplacement configuré ; le message d'erreur dit ce qui était attendu.",
+                rerun_instructions(provider_id, day, task_id),
+            ),
+            ordered=True,
+        ),
+        *_links(run_link, task_link),
+    ]
+    return _email(provider_id, day, SUBJECTS["report"], blocks)
+
+
+def _check_failed(
+    kind: str,
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None,
+    details: Mapping[str, Any] | None,
+    task_link: str | None,
+    proof_link: str | None,
+) -> Email:
+    details = details or {}
+    name = sanitize(provider_name, limit=120)
+    if kind == "reconciliation":
+        lead = (
+            f"Les enregistrements copiés pour le {_day_key(day)} ne correspondent pas au rapport "
+            f"de fin de journée du prestataire {name}."
+        )
+    else:
+        lead = (
+            f"La validation des données du {_day_key(day)} du prestataire {name} a échoué : "
+            "les comptes ou la structure ne sont pas ceux attendus."
+        )
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(lead),
+    ]
+    counts: dict[str, Any] = {}
+    for key in ("counts", "recordings"):
+        if isinstance(details.get(key), Mapping):
+            counts.update(details[key])
+    if isinstance(details.get("digital"), Mapping):
+        counts["Interactions digitales"] = details["digital"]
+    if counts:
+        blocks.append(_List("Attendu et reçu", _counts_lines(counts)))
+    gaps = details.get("gaps")
+    if isinstance(gaps, Mapping):
+        for gap, names in gaps.items():
+            if names:
+                listed = [names] if isinstance(names, (str, int)) else list(names)
+                blocks.append(_List(f"Enregistrements {_label(gap)}", _bullets(listed)))
+    failed = details.get("failed_expectations")
+    if failed:
+        blocks.append(
+            _List(
+                "Contrôles en échec", _bullets(failed if not isinstance(failed, str) else [failed])
+            )
+        )
+    blocks += _error_block(error)
+    blocks += _other_details(
+        details, {"counts", "recordings", "digital", "gaps", "failed_expectations", "proof"}
+    )
+    proof = proof_link or (str(details["proof"]) if details.get("proof") else None)
+    blocks += [
+        _List(
+            "Que faire",
+            (
+                "Ouvrir la page de preuve du jour (lien ci-dessous) : elle détaille, par sens "
+                "d'appel, les fichiers manquants, en trop, en double, vides ou rejetés.",
+                f"Si des fichiers manquent : demander au prestataire {name} de les déposer. "
+                "Si le rapport est faux : demander un rapport corrigé. Si l'écart est accepté, "
+                "ajuster la tolérance (daily_report.tolerance) du prestataire.",
+                rerun_instructions(provider_id, day, task_id),
+            ),
+            ordered=True,
+        ),
+    ]
+    if proof:
+        blocks.append(_Link("Page de preuve", sanitize(proof, limit=500)))
+    blocks += _links(run_link, task_link)
+    return _email(provider_id, day, SUBJECTS[kind], blocks)
+
+
+def reconciliation_failed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+    proof_link: str | None = None,
+) -> Email:
+    """Copied recordings do not match the report.
+
+    ``details``: ``counts``/``recordings`` ({direction: {expected, got}}), ``digital``
+    ({expected, got}), ``gaps`` ({missing|extra|duplicate|empty|rejected: [names]}).
+    """
+    return _check_failed(
+        "reconciliation",
+        provider_id=provider_id,
+        provider_name=provider_name,
+        day=day,
+        run_link=run_link,
+        task_id=task_id,
+        error=error,
+        try_number=try_number,
+        details=details,
+        task_link=task_link,
+        proof_link=proof_link,
+    )
+
+
+def validation_failed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+    proof_link: str | None = None,
+) -> Email:
+    """A validation suite failed; same ``details`` as :func:`reconciliation_failed` plus
+    ``failed_expectations`` (a list of short descriptions)."""
+    return _check_failed(
+        "validation",
+        provider_id=provider_id,
+        provider_name=provider_name,
+        day=day,
+        run_link=run_link,
+        task_id=task_id,
+        error=error,
+        try_number=try_number,
+        details=details,
+        task_link=task_link,
+        proof_link=proof_link,
+    )
+
+
+def export_failed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+) -> Email:
+    """The CRM export failed; ``details`` may carry ``url`` (path, no secrets) and ``status``."""
+    details = details or {}
+    name = sanitize(provider_name, limit=120)
+    status = details.get("status")
+    if isinstance(status, int) and status in (401, 403):
+        advice = (
+            "Le CRM refuse nos identifiants (HTTP "
+            f"{status}) : vérifier le jeton ou le mot de passe de la connexion Airflow du CRM."
+        )
+    elif isinstance(status, int) and 400 <= status < 500:
+        advice = (
+            f"Le CRM refuse la requête (HTTP {status}) : vérifier l'adresse et les paramètres de "
+            "l'export (digital.endpoint, digital.params) dans la configuration du prestataire."
+        )
+    else:
+        advice = (
+            f"Le CRM du prestataire {name} est indisponible ou a renvoyé une page invalide : "
+            "vérifier auprès du prestataire qu'il répond, puis relancer."
+        )
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(
+            "L'export CRM des interactions digitales (chats, e-mails, messages) du "
+            f"{_day_key(day)} du prestataire {name} a échoué"
+            + (f" après {int(try_number)} tentative(s)." if try_number else ".")
+        ),
+    ]
+    facts = [
+        (_label(k), _value(details[k]))
+        for k in ("url", "status")
+        if details.get(k) not in (None, "")
+    ]
+    if facts:
+        blocks.append(_Facts(tuple(facts)))
+    blocks += _error_block(error)
+    blocks += _other_details(details, {"url", "status"})
+    blocks += [
+        _List("Que faire", (advice, rerun_instructions(provider_id, day, task_id)), ordered=True),
+        *_links(run_link, task_link),
+    ]
+    return _email(provider_id, day, SUBJECTS["export"], blocks)
+
+
+def task_failed(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    task_id: str,
+    error: object,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+) -> Email:
+    """Fallback for a failure no other e-mail describes."""
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(
+            f"L'étape « {sanitize(task_id, limit=120)} » de l'ingestion du {_day_key(day)} de "
+            f"{sanitize(provider_name, limit=120)} a échoué"
+            + (f" après {int(try_number)} tentative(s)." if try_number else ".")
+        ),
+        *_error_block(error),
+        *_other_details(details, set()),
+        _List(
+            "Que faire",
+            (
+                "Lire le journal de la tâche (lien ci-dessous) : sa première erreur dit quel "
+                "fichier ou quelle adresse pose problème et ce qui était attendu.",
+                "Corriger la cause, puis : " + rerun_instructions(provider_id, day, task_id),
+            ),
+            ordered=True,
+        ),
+        *_links(run_link, task_link),
+    ]
+    return _email(provider_id, day, f"{SUBJECTS['task']} ({sanitize(task_id, limit=120)})", blocks)
+
+
+def config_error(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    run_link: str,
+    error: object,
+    task_id: str | None = None,
+    try_number: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    task_link: str | None = None,
+) -> Email:
+    """The provider YAML (or a run's ``target_date``) is invalid; ``details['file']`` names it."""
+    blocks: list[_Block] = [
+        _header(
+            provider_id=provider_id,
+            provider_name=provider_name,
+            day=day,
+            task_id=task_id,
+            try_number=try_number,
+        ),
+        _Para(
+            f"La configuration du prestataire {sanitize(provider_name, limit=120)} est "
+            "invalide : aucune journée de ce prestataire ne peut être traitée tant qu'elle "
+            "n'est pas corrigée. "
+            "Les autres prestataires ne sont pas affectés."
+        ),
+        *_error_block(error),
+        *_other_details(details, set()),
+        _List(
+            "Que faire",
+            (
+                "Corriger le fichier et le champ nommés dans le message d'erreur (fichier YAML "
+                "du prestataire dans include/providers/, ou la date target_date de l'exécution).",
+                f"Vérifier : make check PROVIDER={sanitize(provider_id, limit=80)} ; le DAG "
+                f"{_dag_id(provider_id)} redevient normal à la prochaine lecture des DAGs.",
+                "Puis relancer les journées manquées : " + rerun_instructions(provider_id, day),
+            ),
+            ordered=True,
+        ),
+        *_links(run_link, task_link),
+    ]
+    return _email(provider_id, day, SUBJECTS["config"], blocks)
+
+
+# Failure kind → builder; every builder takes the keyword arguments of :func:`task_failed`.
+FAILURE_BUILDERS: dict[str, Callable[..., Email]] = {
+    "not_ready": recordings_not_ready,
+    "copy": copy_failed,
+    "report": report_failed,
+    "reconciliation": reconciliation_failed,
+    "validation": validation_failed,
+    "export": export_failed,
+    "task": task_failed,
+    "config": config_error,
+}

@@ -1,0 +1,1201 @@
+"""Prove a day complete: reconcile with the report, validate with Great Expectations, keep proof.
+
+- :func:`reconcile` compares the manifest with the provider's end-of-day report, in plain
+  Python, and names every gap (missing, extra, duplicate, empty, other-date, rejected).
+- :func:`validate_recordings` and :func:`validate_digital` run a GX 1.x suite in an ephemeral
+  context (imported inside the function: DAG parsing stays cheap) and return GX's result as a
+  JSON-able dict, ``"success"`` at the top level, plus our own section naming the faults.
+  The top-level ``success`` is GX's verdict *and* ours (``gx_success`` keeps GX's alone);
+  ``failure`` is the one-line message for the task log and the e-mail, or None.
+- :func:`write_proof` and :func:`write_summary` write ``quality/<provider>/<day>/``
+  (PRODUCT.md §7 *Proof files*) atomically; pages are self-contained HTML in French.
+
+Day status in ``summary.json`` (the overview page reads only that file):
+
+- ``red``: a validation failed (recordings or digital);
+- ``amber``: everything present passed, but something deserves a look: rejected files,
+  warnings (a gap within the tolerance, a report line counted twice, …), or the recordings
+  have not been validated yet;
+- ``green``: every validation present passed with nothing rejected and no warning.
+
+Rejected files never fail a day by themselves (the count does, if the report counted them).
+Phone numbers are masked (``messages.mask_phone``: country prefix + last two digits) in
+failure messages and pages; the JSON proofs keep exact file names (they sit beside the data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import html
+import json
+import os
+import secrets
+import warnings
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from include.cc_intake.config import DIRECTIONS, ProviderConfig
+from include.cc_intake.days import day_bounds
+from include.cc_intake.errors import ValidationError
+from include.cc_intake.layout import FILE_MODE, make_dirs, tmp_path_for
+from include.cc_intake.messages import mask_phone
+from include.cc_intake.report import DailyReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ProofKind = Literal["recordings", "digital"]
+Status = Literal["green", "amber", "red"]
+
+ACCEPTED = ("copied", "skipped_identical")
+NAMES_IN_MESSAGE = 5  # an e-mail subject/first log line must stay readable
+NAMES_IN_PAGE = 500  # the JSON keeps everything; the page shows enough to act on
+SAMPLE_IN_RESULT = 20  # GX's partial_unexpected_* lists
+
+REASON_FR = {
+    "pattern_mismatch": "nom non conforme au motif",
+    "other_date": "autre date",
+    "empty": "fichier vide",
+    "not_regular_file": "pas un fichier ordinaire",
+    "unsafe_name": "nom dangereux",
+    "duplicate_name": "nom en double",
+}
+
+# --------------------------------------------------------------------------------------------
+# Reconciliation (pure)
+
+
+def _names(items: Sequence[str], limit: int = NAMES_IN_MESSAGE) -> str:
+    shown = ", ".join(items[:limit])
+    more = len(items) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One manifest row worth naming; ``detail`` says why (e.g. the date its name carries)."""
+
+    direction: str
+    file_name: str
+    status: str
+    reason: str = ""
+    call_id: str = ""
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ACCEPTED
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "direction": self.direction,
+            "file_name": self.file_name,
+            "status": self.status,
+            "reason": self.reason,
+            "call_id": self.call_id,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class DirectionResult:
+    """Expected (report) versus got (accepted manifest rows) for one direction.
+
+    ``missing`` and ``extra`` are known for detail reports only: call ids the report lists
+    that we lack, and our files whose call id the report does not list.
+    """
+
+    direction: str
+    expected: int
+    got: int
+    allowed_gap: int
+    configured: bool = True
+    missing: tuple[str, ...] = ()
+    extra: tuple[FileEntry, ...] = ()
+
+    @property
+    def gap(self) -> int:
+        return self.got - self.expected
+
+    @property
+    def ok(self) -> bool:
+        # With a detail report, swapping one call for another keeps the count but is a gap.
+        return (
+            abs(self.gap) <= self.allowed_gap
+            and len(self.missing) <= self.allowed_gap
+            and len(self.extra) <= self.allowed_gap
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "expected": self.expected,
+            "got": self.got,
+            "gap": self.gap,
+            "allowed_gap": self.allowed_gap,
+            "ok": self.ok,
+            "configured": self.configured,
+            "missing": list(self.missing),
+            "extra": [e.to_dict() for e in self.extra],
+        }
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Several accepted recordings carrying the same call id."""
+
+    call_id: str
+    files: tuple[FileEntry, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "files": [e.to_dict() for e in self.files]}
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The day's recordings against the provider's report; see :func:`reconcile`."""
+
+    provider: str
+    day: dt.date
+    report_kind: str
+    report_source: str
+    directions: tuple[DirectionResult, ...]
+    duplicates: tuple[Duplicate, ...] = ()
+    empty: tuple[FileEntry, ...] = ()
+    other_date: tuple[FileEntry, ...] = ()
+    bad_names: tuple[FileEntry, ...] = ()
+    rejected: tuple[FileEntry, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def direction(self, name: str) -> DirectionResult:
+        return next(d for d in self.directions if d.direction == name)
+
+    @property
+    def ok(self) -> bool:
+        """Counts within tolerance and no accepted recording that is duplicate, empty,
+        of another day or misnamed. Rejected rows alone never fail the day."""
+        return (
+            all(d.ok for d in self.directions)
+            and not self.duplicates
+            and not any(e.accepted for e in self.empty)
+            and not any(e.accepted for e in self.other_date)
+            and not self.bad_names
+        )
+
+    def _direction_clause(self, d: DirectionResult) -> str:
+        parts: list[str] = []
+        if d.missing:
+            parts.append(f"{len(d.missing)} missing: {_names(list(d.missing))}")
+        if d.extra:
+            parts.append(f"{len(d.extra)} extra: {_names([e.file_name for e in d.extra])}")
+        if not parts and d.gap < 0:
+            parts.append(f"{-d.gap} missing")
+            rejected_here = [
+                f"{e.file_name} ({e.reason})" for e in self.rejected if e.direction == d.direction
+            ]
+            if rejected_here:
+                parts.append(f"rejected here: {_names(rejected_here)}")
+        elif not parts and d.gap > 0:
+            parts.append(f"{d.gap} extra")
+        if not d.configured:
+            parts.append(f"no remote folder is configured for {d.direction}")
+        if d.allowed_gap:
+            parts.append(f"tolerance {d.allowed_gap}")
+        return f"{d.direction} {d.got} recordings, report says {d.expected} ({'; '.join(parts)})"
+
+    def failure_message(self) -> str:
+        """One line naming every failure (direction, expected, got, the files); "" when ok."""
+        if self.ok:
+            return ""
+        clauses = [self._direction_clause(d) for d in self.directions if not d.ok]
+        for dup in self.duplicates[:NAMES_IN_MESSAGE]:
+            clauses.append(
+                f"duplicate call_id {dup.call_id}: {_names([e.file_name for e in dup.files])}"
+            )
+        if len(self.duplicates) > NAMES_IN_MESSAGE:
+            clauses.append(f"{len(self.duplicates) - NAMES_IN_MESSAGE} more duplicate call_ids")
+        faults = (
+            ("empty recordings", [e for e in self.empty if e.accepted]),
+            ("recordings of another day", [e for e in self.other_date if e.accepted]),
+            ("names not matching the pattern", list(self.bad_names)),
+        )
+        for label, entries in faults:
+            if entries:
+                clauses.append(f"{label}: {_names([e.file_name for e in entries])}")
+        return mask_phone(f"{self.provider} {self.day.isoformat()}: " + "; ".join(clauses))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "day": self.day.isoformat(),
+            "ok": self.ok,
+            "message": self.failure_message() or None,
+            "report": {"kind": self.report_kind, "source": self.report_source},
+            "directions": {d.direction: d.to_dict() for d in self.directions},
+            "duplicates": [d.to_dict() for d in self.duplicates],
+            "empty": [e.to_dict() for e in self.empty],
+            "other_date": [e.to_dict() for e in self.other_date],
+            "bad_names": [e.to_dict() for e in self.bad_names],
+            "rejected": [e.to_dict() for e in self.rejected],
+            "warnings": list(self.warnings),
+        }
+
+
+def _parse_date(text: str, fmt: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text, fmt).date()
+    except ValueError:
+        return None
+
+
+def _size(text: str) -> int | None:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        return None
+
+
+def reconcile(
+    rows: Sequence[Mapping[str, str]], report: DailyReport, cfg: ProviderConfig, day: dt.date
+) -> Reconciliation:
+    """Compare the day's manifest rows with the report (pure: no GX, no I/O).
+
+    ``got`` counts ``copied`` and ``skipped_identical`` rows per direction; the gap allowed is
+    ``daily_report.allowed_gap(expected)``. Every direction is reconciled, so a report that
+    counts calls in a direction we do not collect is a gap, not a silence.
+    """
+    pattern = cfg.recordings.pattern
+    date_format = cfg.recordings.date_format
+    got: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
+    ours: dict[str, dict[str, list[FileEntry]]] = {d: defaultdict(list) for d in DIRECTIONS}
+    by_call_id: dict[str, list[FileEntry]] = defaultdict(list)
+    empty: list[FileEntry] = []
+    other_date: list[FileEntry] = []
+    bad_names: list[FileEntry] = []
+    rejected: list[FileEntry] = []
+    warnings = [f"report: {w}" for w in report.warnings]
+    odd_directions: set[str] = set()
+    odd_statuses: set[str] = set()
+
+    for row in rows:
+        direction = (row.get("direction") or "").strip()
+        status = (row.get("status") or "").strip()
+        name = row.get("file_name") or ""
+        entry = FileEntry(
+            direction=direction,
+            file_name=name,
+            status=status,
+            reason=(row.get("reason") or "").strip(),
+            call_id=(row.get("call_id") or "").strip(),
+        )
+        if status == "rejected":
+            rejected.append(entry)
+            if entry.reason == "empty":
+                empty.append(entry)
+            elif entry.reason == "other_date":
+                other_date.append(replace(entry, detail=row.get("date") or ""))
+            continue
+        if status not in ACCEPTED:
+            odd_statuses.add(status)
+            continue
+        if direction not in got:
+            odd_directions.add(direction)
+            continue
+        got[direction] += 1
+        size = _size(row.get("size_bytes") or "")
+        if size is None or size <= 0:
+            empty.append(replace(entry, detail=f"size_bytes={row.get('size_bytes') or ''}"))
+        raw_date = row.get("date") or ""
+        if _parse_date(raw_date, date_format) != day:
+            other_date.append(replace(entry, detail=raw_date))
+        if pattern.match(name) is None:
+            bad_names.append(replace(entry, detail="does not match filename_pattern"))
+        if not entry.call_id:
+            bad_names.append(replace(entry, detail="no call_id"))
+            continue
+        ours[direction][entry.call_id].append(entry)
+        by_call_id[entry.call_id].append(entry)
+
+    if odd_statuses:
+        warnings.append(
+            f"manifest rows with unknown status ignored: {_names(sorted(odd_statuses))}"
+        )
+    if odd_directions:
+        warnings.append(f"manifest rows with unknown direction: {_names(sorted(odd_directions))}")
+
+    results = []
+    for direction in DIRECTIONS:
+        expected = report.counts.get(direction, 0)
+        missing: tuple[str, ...] = ()
+        extra: tuple[FileEntry, ...] = ()
+        if report.call_ids is not None:
+            listed = set(report.call_ids.get(direction, ()))
+            missing = tuple(sorted(listed - set(ours[direction])))
+            extra = tuple(
+                e
+                for call_id in sorted(set(ours[direction]) - listed)
+                for e in ours[direction][call_id]
+            )
+        result = DirectionResult(
+            direction=direction,
+            expected=expected,
+            got=got[direction],
+            allowed_gap=cfg.daily_report.allowed_gap(expected),
+            configured=direction in cfg.recordings.directions,
+            missing=missing,
+            extra=extra,
+        )
+        if result.ok and result.gap:
+            warnings.append(
+                f"{direction}: {result.got} recordings, report says {expected} "
+                f"(within the tolerance of {result.allowed_gap})"
+            )
+        results.append(result)
+
+    duplicates = tuple(
+        Duplicate(call_id, tuple(entries))
+        for call_id, entries in sorted(by_call_id.items())
+        if len(entries) > 1
+    )
+    return Reconciliation(
+        provider=cfg.id,
+        day=day,
+        report_kind=report.kind,
+        report_source=report.source,
+        directions=tuple(results),
+        duplicates=duplicates,
+        empty=tuple(empty),
+        other_date=tuple(other_date),
+        bad_names=tuple(bad_names),
+        rejected=tuple(rejected),
+        warnings=tuple(warnings),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Great Expectations
+
+
+def _run_suite(
+    name: str, df: pd.DataFrame, expectations: list[Any], index_columns: list[str]
+) -> dict[str, Any]:
+    """Validate ``df`` with ``expectations`` in a fresh ephemeral context; GX's result dict."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    # Task logs must not fill with tqdm bars (PRODUCT.md §7 *Proof files*).
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch = (
+        context.data_sources.add_pandas(name)
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe("day")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+    with warnings.catch_warnings():
+        # pandas notes that filename_pattern has groups; GX only needs match / no match.
+        warnings.filterwarnings(
+            "ignore", message="This pattern is interpreted", category=UserWarning
+        )
+        result = definition.run(
+            batch_parameters={"dataframe": df},
+            result_format={
+                "result_format": "SUMMARY",
+                "partial_unexpected_count": SAMPLE_IN_RESULT,
+                "unexpected_index_column_names": index_columns,
+            },
+        )
+    # Round-trip through JSON so the caller gets plain types (numpy scalars, datetimes…).
+    return json.loads(json.dumps(result.to_json_dict(), default=str))
+
+
+def _gx_failures(result: Mapping[str, Any]) -> list[str]:
+    out = []
+    for item in result.get("results", []):
+        if item.get("success"):
+            continue
+        config = item.get("expectation_config", {})
+        label = config.get("description") or config.get("type", "expectation")
+        out.append(str(label))
+    return out
+
+
+def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[dict[str, str]]:
+    """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except FileNotFoundError:
+        raise ValidationError(
+            f"{cfg.id} {day.isoformat()}: manifest {path} not found "
+            f"(expected the copy step's manifest of the day)"
+        ) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValidationError(
+            f"{cfg.id} {day.isoformat()}: manifest {path} cannot be read ({exc})"
+        ) from None
+    needed = ["direction", "file_name", "size_bytes", "status", "call_id", "date"]
+    absent = [c for c in needed if c not in header]
+    if absent:
+        raise ValidationError(
+            f"{cfg.id} {day.isoformat()}: manifest {path.name} lacks the columns "
+            f"{', '.join(absent)} (expected {', '.join(needed)} at least)"
+        )
+    return rows
+
+
+def validate_recordings(
+    manifest_csv: Path, report: DailyReport, cfg: ProviderConfig, day: dt.date
+) -> dict[str, Any]:
+    """Run the recordings suite over the manifest's accepted rows and reconcile with the report.
+
+    Expectations: per direction, the row count is within ``expected ± allowed_gap``; ``call_id``
+    is present and unique over the day; ``size_bytes > 0``; the ``date`` group, parsed with
+    ``recordings.date_format``, is the day; ``file_name`` matches ``filename_pattern``; with a
+    detail report, every ``call_id`` is one the report lists for its direction.
+    """
+    import great_expectations.expectations as gxe
+    import pandas as pd
+    from great_expectations.expectations.row_conditions import Column
+
+    rows = read_manifest_rows(manifest_csv, cfg, day)
+    rec = reconcile(rows, report, cfg, day)
+    date_format = cfg.recordings.date_format
+
+    def parsed(raw: str) -> str:
+        value = _parse_date(raw, date_format)
+        return value.isoformat() if value else f"unreadable {raw!r}"
+
+    accepted = [r for r in rows if (r.get("status") or "").strip() in ACCEPTED]
+    df = pd.DataFrame(
+        {
+            "direction": pd.Series([r["direction"] for r in accepted], dtype="object"),
+            "file_name": pd.Series([r["file_name"] for r in accepted], dtype="object"),
+            "call_id": pd.Series(
+                [(r.get("call_id") or "").strip() or None for r in accepted], dtype="object"
+            ),
+            "size_bytes": pd.to_numeric(
+                pd.Series([r.get("size_bytes") or None for r in accepted], dtype="object"),
+                errors="coerce",
+            ),
+            "date": pd.Series([r.get("date") or "" for r in accepted], dtype="object"),
+            "parsed_date": pd.Series(
+                [parsed(r.get("date") or "") for r in accepted], dtype="object"
+            ),
+        }
+    )
+
+    expectations: list[Any] = []
+    for d in rec.directions:
+        low, high = max(0, d.expected - d.allowed_gap), d.expected + d.allowed_gap
+        expectations.append(
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=low,
+                max_value=high,
+                row_condition=Column("direction") == d.direction,
+                description=f"{d.direction} : entre {low} et {high} enregistrements "
+                f"(rapport : {d.expected}, tolérance : {d.allowed_gap})",
+                meta={"check": "count", "direction": d.direction, "expected": d.expected},
+            )
+        )
+    expectations += [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="call_id", description="Chaque enregistrement a un call_id"
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="call_id", description="Aucun call_id en double sur la journée"
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="size_bytes", description="Chaque enregistrement a une taille"
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="size_bytes",
+            min_value=0,
+            strict_min=True,
+            description="Aucun fichier vide (taille > 0 octet)",
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="parsed_date",
+            value_set=[day.isoformat()],
+            description=f"La date du nom de fichier est le {day.isoformat()}",
+        ),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="file_name",
+            # GX searches; the copier matches from the start of the name (re.match): anchor.
+            regex=f"^(?:{cfg.recordings.filename_pattern})",
+            description="Les noms de fichier suivent filename_pattern",
+        ),
+    ]
+    if report.call_ids is not None:
+        for d in rec.directions:
+            count = d.got
+            mostly = (count - d.allowed_gap) / count if count and d.allowed_gap else 1.0
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="call_id",
+                    value_set=list(report.call_ids.get(d.direction, ())),
+                    row_condition=Column("direction") == d.direction,
+                    mostly=max(0.0, min(1.0, mostly)),
+                    description=f"{d.direction} : chaque call_id figure au rapport détaillé",
+                    meta={"check": "listed", "direction": d.direction},
+                )
+            )
+
+    result = _run_suite(f"recordings_{cfg.id}", df, expectations, ["file_name"])
+    gx_success = bool(result.get("success"))
+    failure = rec.failure_message()
+    if not failure and not gx_success:  # pragma: no cover - the checks mirror each other
+        failure = mask_phone(
+            f"{cfg.id} {day.isoformat()}: recordings validation failed: "
+            + "; ".join(_gx_failures(result))
+        )
+    result.update(
+        {
+            "success": gx_success and rec.ok,
+            "gx_success": gx_success,
+            "kind": "recordings",
+            "provider": cfg.id,
+            "day": day.isoformat(),
+            "failure": failure or None,
+            "warnings": list(rec.warnings),
+            "reconciliation": rec.to_dict(),
+        }
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Digital
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    """Follow a dotted path (``meta.created_at``) into a parsed JSON object; None if absent."""
+    current = obj
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(current) <= index < len(current):
+                return None
+            current = current[index]
+        else:
+            return None
+    return current
+
+
+def _parse_timestamp(value: Any, tz: Any) -> dt.datetime | None:
+    """An aware datetime in ``tz`` from ISO-8601 (naive = provider time) or epoch s/ms."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        return dt.datetime.fromtimestamp(seconds, tz)
+    text = str(value).strip()
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return _parse_timestamp(float(text), tz)
+        except (ValueError, OverflowError, OSError):
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(tz)
+
+
+def _content_length(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value.strip())
+    if isinstance(value, Mapping | list | tuple):
+        return len(value)
+    return len(str(value))
+
+
+@dataclass
+class _DigitalChecks:
+    records: int = 0
+    stated_total: int | None = None
+    duplicate_ids: dict[str, list[int]] = field(default_factory=dict)
+    without_id: list[int] = field(default_factory=list)
+    outside_day: list[dict[str, Any]] = field(default_factory=list)
+    bad_timestamps: list[dict[str, Any]] = field(default_factory=list)
+    empty_content: list[dict[str, Any]] = field(default_factory=list)
+
+    def clauses(self, cfg: ProviderConfig) -> list[str]:
+        assert cfg.digital is not None
+        out = []
+        if self.stated_total is not None and self.records != self.stated_total:
+            gap = self.records - self.stated_total
+            what = f"{-gap} missing" if gap < 0 else f"{gap} extra"
+            out.append(
+                f"{self.records} interactions exported, the CRM says {self.stated_total} ({what})"
+            )
+        if self.duplicate_ids:
+            out.append(
+                f"{len(self.duplicate_ids)} duplicate {cfg.digital.id_field}: "
+                + _names(sorted(self.duplicate_ids))
+            )
+        if self.without_id:
+            out.append(
+                f"{len(self.without_id)} without {cfg.digital.id_field} (lines "
+                + _names([str(n) for n in self.without_id])
+                + ")"
+            )
+        if self.outside_day:
+            out.append(
+                f"{len(self.outside_day)} outside the day: "
+                + _names([f"{x['id']} at {x['timestamp']}" for x in self.outside_day])
+            )
+        if self.bad_timestamps:
+            out.append(
+                f"{len(self.bad_timestamps)} without a readable {cfg.digital.timestamp_field}: "
+                + _names([f"line {x['line']}" for x in self.bad_timestamps])
+            )
+        if self.empty_content:
+            out.append(
+                f"{len(self.empty_content)} with empty {cfg.digital.content_field}: "
+                + _names(
+                    [
+                        str(x["id"] if x["id"] is not None else f"line {x['line']}")
+                        for x in self.empty_content
+                    ]
+                )
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "stated_total": self.stated_total,
+            "duplicate_ids": [{"id": k, "lines": v} for k, v in sorted(self.duplicate_ids.items())],
+            "without_id": self.without_id,
+            "outside_day": self.outside_day,
+            "bad_timestamps": self.bad_timestamps,
+            "empty_content": self.empty_content,
+        }
+
+
+def validate_digital(
+    jsonl_path: Path, stated_total: int | None, cfg: ProviderConfig, day: dt.date
+) -> dict[str, Any]:
+    """Run the digital suite over the day's exported interactions (one JSON object a line).
+
+    Expectations: the count equals the CRM's stated total (when given); ``id_field`` is present
+    and unique; ``timestamp_field`` (if set) is readable and inside the day's bounds in the
+    provider's zone, end excluded; ``content_field`` (if set) is not empty. Only ids, times and
+    content *lengths* enter the frame and the result: conversations are personal data.
+    """
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    if cfg.digital is None:
+        raise ValidationError(
+            f"{cfg.id} {day.isoformat()}: no 'digital' section in the provider configuration"
+        )
+    dig = cfg.digital
+    tz = cfg.tz
+    start, end = day_bounds(day, tz)
+    id_col = dig.id_field
+    ts_col = dig.timestamp_field
+    content_col = f"{dig.content_field} (longueur)" if dig.content_field else None
+
+    lines: list[int] = []
+    ids: list[str | None] = []
+    stamps: list[dt.datetime | None] = []
+    lengths: list[int] = []
+    checks = _DigitalChecks(stated_total=stated_total)
+    seen: dict[str, int] = {}
+    try:
+        handle = jsonl_path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValidationError(
+            f"{cfg.id} {day.isoformat()}: export {jsonl_path} not found "
+            f"(expected the day's interactions, one JSON object per line)"
+        ) from None
+    with handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                record, error = None, exc.msg
+            else:
+                error = "not an object"
+            if not isinstance(record, dict):
+                raise ValidationError(
+                    f"{cfg.id} {day.isoformat()}: export {jsonl_path.name}, line {number}: "
+                    f"{error} (expected one JSON object per line)"
+                )
+            lines.append(number)
+            raw_id = _get_path(record, id_col)
+            record_id = None if raw_id is None or str(raw_id).strip() == "" else str(raw_id)
+            ids.append(record_id)
+            if record_id is None:
+                checks.without_id.append(number)
+            elif record_id in seen:
+                checks.duplicate_ids.setdefault(record_id, [seen[record_id]]).append(number)
+            else:
+                seen[record_id] = number
+            if ts_col:
+                raw_ts = _get_path(record, ts_col)
+                moment = _parse_timestamp(raw_ts, tz)
+                stamps.append(moment)
+                if moment is None:
+                    checks.bad_timestamps.append({"id": record_id, "line": number, "value": raw_ts})
+                elif not start <= moment < end:
+                    checks.outside_day.append(
+                        {"id": record_id, "line": number, "timestamp": moment.isoformat()}
+                    )
+            if dig.content_field:
+                length = _content_length(_get_path(record, dig.content_field))
+                lengths.append(length)
+                if length == 0:
+                    checks.empty_content.append({"id": record_id, "line": number})
+    checks.records = len(lines)
+
+    columns: dict[str, Any] = {
+        "jsonl_line": pd.Series(lines, dtype="int64"),
+        id_col: pd.Series(ids, dtype="object"),
+    }
+    if ts_col:
+        utc = [m.astimezone(dt.UTC) if m else None for m in stamps]
+        columns[ts_col] = pd.to_datetime(pd.Series(utc, dtype="object"), utc=True).dt.tz_convert(
+            cfg.timezone
+        )
+    if content_col:
+        columns[content_col] = pd.Series(lengths, dtype="int64")
+    df = pd.DataFrame(columns)
+
+    expectations: list[Any] = []
+    if stated_total is not None:
+        expectations.append(
+            gxe.ExpectTableRowCountToEqual(
+                value=stated_total,
+                description=f"Nombre d'interactions égal au total annoncé par le CRM "
+                f"({stated_total})",
+            )
+        )
+    expectations += [
+        gxe.ExpectColumnValuesToNotBeNull(
+            column=id_col, description=f"Chaque interaction a un identifiant ({id_col})"
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column=id_col, description=f"Aucun identifiant en double ({id_col})"
+        ),
+    ]
+    if ts_col:
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=ts_col, description=f"Chaque interaction a un horodatage lisible ({ts_col})"
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column=ts_col,
+                min_value=start,
+                max_value=end,
+                strict_max=True,
+                description=f"Horodatage dans la journée du {day.isoformat()} ({cfg.timezone})",
+            ),
+        ]
+    if content_col:
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=content_col,
+                min_value=1,
+                description=f"Chaque interaction a un contenu ({dig.content_field} non vide)",
+            )
+        )
+
+    result = _run_suite(f"digital_{cfg.id}", df, expectations, ["jsonl_line", id_col])
+    gx_success = bool(result.get("success"))
+    clauses = checks.clauses(cfg)
+    ok = not clauses
+    failure = None
+    if clauses or not gx_success:
+        detail = clauses or _gx_failures(result)
+        failure = mask_phone(f"{cfg.id} {day.isoformat()}: digital export: " + "; ".join(detail))
+    result.update(
+        {
+            "success": gx_success and ok,
+            "gx_success": gx_success,
+            "kind": "digital",
+            "provider": cfg.id,
+            "day": day.isoformat(),
+            "failure": failure,
+            "warnings": [],
+            "checks": checks.to_dict(),
+        }
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Proof files
+
+
+def verdict(result: Mapping[str, Any]) -> Status:
+    """green, amber or red for one validation result (see the module docstring)."""
+    if not result.get("success"):
+        return "red"
+    rejected = (result.get("reconciliation") or {}).get("rejected") or []
+    if result.get("warnings") or rejected:
+        return "amber"
+    return "green"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``."""
+    make_dirs(path.parent, stop_at=Path(path.anchor))
+    tmp = tmp_path_for(path, secrets.token_hex(5))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(FILE_MODE)  # the umask may have narrowed it
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_proof(quality_dir: Path, kind: ProofKind, result: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``<kind>.json`` (the full result) and ``<kind>.html`` (the page) in ``quality_dir``."""
+    if kind not in ("recordings", "digital"):
+        raise ValueError(f"proof kind must be 'recordings' or 'digital', got {kind!r}")
+    json_path = quality_dir / f"{kind}.json"
+    html_path = quality_dir / f"{kind}.html"
+    payload = json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n"
+    _atomic_write(json_path, payload.encode("utf-8"))
+    page = render_recordings_page(result) if kind == "recordings" else render_digital_page(result)
+    _atomic_write(html_path, page.encode("utf-8"))
+    return json_path, html_path
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_summary(
+    quality_dir: Path,
+    *,
+    provider: str,
+    day: dt.date,
+    recordings: Mapping[str, Any] | None = None,
+    digital: Mapping[str, Any] | None = None,
+    rejected: int | None = None,
+    run_id: str | None = None,
+    timezone: str | None = None,
+) -> Path:
+    """Write ``summary.json`` from the day's results (PRODUCT.md §7 *Proof files*).
+
+    ``recordings`` / ``digital`` are results of :func:`validate_recordings` /
+    :func:`validate_digital`; a section not given is read from its proof file
+    (``recordings.json`` / ``digital.json``) when there is one, so the recordings and digital
+    tasks can each update the summary without losing the other's verdict. ``rejected``
+    defaults to the recordings result's number of rejected manifest rows. ``run_id`` and
+    ``timezone``, when given, are added for the overview's link to the run (optional keys).
+    """
+    rec = (
+        dict(recordings) if recordings is not None else _load_json(quality_dir / "recordings.json")
+    )
+    dig = dict(digital) if digital is not None else _load_json(quality_dir / "digital.json")
+
+    directions = (rec or {}).get("reconciliation", {}).get("directions", {})
+    recordings_section = {
+        d: {
+            "expected": directions.get(d, {}).get("expected"),
+            "got": directions.get(d, {}).get("got"),
+        }
+        for d in DIRECTIONS
+    }
+    digital_section = None
+    if dig is not None:
+        checks = dig.get("checks", {})
+        digital_section = {"expected": checks.get("stated_total"), "got": checks.get("records")}
+    if rejected is None:
+        rejected = len((rec or {}).get("reconciliation", {}).get("rejected", []))
+
+    verdicts = [verdict(r) for r in (rec, dig) if r is not None]
+    if "red" in verdicts:
+        status: Status = "red"
+    elif rec is None or rejected or "amber" in verdicts:
+        status = "amber"
+    else:
+        status = "green"
+
+    summary: dict[str, Any] = {
+        "provider": provider,
+        "day": day.isoformat(),
+        "status": status,
+        "recordings": recordings_section,
+        "digital": digital_section,
+        "rejected": rejected,
+        "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if run_id is not None:
+        summary["run_id"] = run_id
+    if timezone is not None:
+        summary["timezone"] = timezone
+    path = quality_dir / "summary.json"
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# HTML pages (self-contained: the operators' network may be offline, so no CDN, inline CSS)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;
+max-width:70rem;padding:0 1rem;color:#1d2733;line-height:1.45}
+h1{font-size:1.4rem;margin-bottom:.3rem}h2{font-size:1.1rem;margin-top:2rem;
+border-bottom:1px solid #d5dbe1;padding-bottom:.2rem}
+.verdict{padding:1rem 1.2rem;border-radius:.4rem;margin:1rem 0;border-left:.5rem solid}
+.verdict strong{font-size:1.3rem;display:block}
+.green{background:#e8f6ec;border-color:#1e8e3e}.amber{background:#fff5e0;border-color:#e8a000}
+.red{background:#fdecea;border-color:#c5221f}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}
+th,td{border:1px solid #d5dbe1;padding:.35rem .6rem;text-align:left;vertical-align:top}
+th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#1e8e3e;font-weight:600}.ko{color:#c5221f;font-weight:600}
+ul{margin:.3rem 0 .8rem}code{font-size:.92em}.muted{color:#5f6b7a;font-size:.9rem}
+"""
+
+_KIND_FR = {"summary": "rapport de synthèse", "detail": "rapport détaillé, appel par appel"}
+_STATUS_FR = {
+    "green": "CONFORME",
+    "amber": "CONFORME AVEC RÉSERVES",
+    "red": "NON CONFORME",
+}
+
+
+def _t(value: Any) -> str:
+    """Text for the page: masked phone numbers, HTML-escaped."""
+    return html.escape(mask_phone("" if value is None else str(value)))
+
+
+def _page(title: str, result: Mapping[str, Any], body: list[str]) -> str:
+    status = verdict(result)
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="fr"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_t(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_t(title)}</h1>",
+        f'<div class="verdict {status}" id="verdict" data-status="{status}">'
+        f"<strong>{_STATUS_FR[status]}</strong>",
+    ]
+    if result.get("failure"):
+        head.append(f"<p>{_t(result['failure'])}</p>")
+    for warning in result.get("warnings") or []:
+        head.append(f"<p>Avertissement : {_t(warning)}</p>")
+    head.append("</div>")
+    return "\n".join([*head, *body, _gx_table(result), _footer(result), "</body></html>"]) + "\n"
+
+
+def _items(title: str, items: Sequence[str], *, anchor: str, note: str = "") -> str:
+    count = len(items)
+    out = [f'<h2 id="{anchor}">{_t(title)} ({count})</h2>']
+    if note:
+        out.append(f'<p class="muted">{_t(note)}</p>')
+    if not items:
+        out.append("<p>Aucun.</p>")
+        return "\n".join(out)
+    out.append("<ul>")
+    out += [f"<li>{item}</li>" for item in items[:NAMES_IN_PAGE]]
+    out.append("</ul>")
+    if count > NAMES_IN_PAGE:
+        out.append(f'<p class="muted">… et {count - NAMES_IN_PAGE} autres (voir le JSON).</p>')
+    return "\n".join(out)
+
+
+def _file(entry: Mapping[str, Any], *, detail: bool = True) -> str:
+    text = f"<code>{_t(entry.get('file_name'))}</code> ({_t(entry.get('direction'))})"
+    if detail and entry.get("detail"):
+        text += f" — {_t(entry['detail'])}"
+    return text
+
+
+def render_recordings_page(result: Mapping[str, Any]) -> str:
+    """The recordings proof page: verdict, per-direction counts, then every list."""
+    rec = result.get("reconciliation") or {}
+    report = rec.get("report") or {}
+    title = f"Enregistrements — {result.get('provider')} — {result.get('day')}"
+    body = [
+        f'<p class="muted">Rapport de fin de journée : <code>{_t(report.get("source"))}</code> '
+        f"({_t(_KIND_FR.get(report.get('kind', ''), report.get('kind')))})</p>",
+        '<h2 id="counts">Attendu et reçu par sens</h2>',
+        "<table><tr><th>Sens</th><th>Attendu (rapport)</th><th>Reçu</th><th>Écart</th>"
+        "<th>Tolérance</th><th>Résultat</th></tr>",
+    ]
+    for name, d in (rec.get("directions") or {}).items():
+        mark = '<span class="ok">OK</span>' if d.get("ok") else '<span class="ko">ÉCART</span>'
+        gap = d.get("gap", 0)
+        body.append(
+            f"<tr><td>{_t(name)}</td><td class='num'>{_t(d.get('expected'))}</td>"
+            f"<td class='num'>{_t(d.get('got'))}</td><td class='num'>{gap:+d}</td>"
+            f"<td class='num'>{_t(d.get('allowed_gap'))}</td><td>{mark}</td></tr>"
+        )
+    body.append("</table>")
+
+    directions = rec.get("directions") or {}
+    detail = report.get("kind") == "detail"
+    note = "" if detail else "Rapport de synthèse : les écarts sont chiffrés, pas nommés."
+    missing = [
+        f"<code>{_t(call_id)}</code> ({_t(name)})"
+        for name, d in directions.items()
+        for call_id in d.get("missing", [])
+    ]
+    extra = [_file(e, detail=False) for d in directions.values() for e in d.get("extra", [])]
+    body.append(_items("Appels manquants (call_id)", missing, anchor="missing", note=note))
+    body.append(_items("Fichiers en trop", extra, anchor="extra", note=note))
+    duplicates = [
+        f"<code>{_t(dup['call_id'])}</code> : "
+        + ", ".join(_file(e, detail=False) for e in dup.get("files", []))
+        for dup in rec.get("duplicates", [])
+    ]
+    body.append(_items("call_id en double", duplicates, anchor="duplicates"))
+    body.append(_items("Fichiers vides", [_file(e) for e in rec.get("empty", [])], anchor="empty"))
+    body.append(
+        _items(
+            "Fichiers d'une autre date",
+            [_file(e) for e in rec.get("other_date", [])],
+            anchor="other-date",
+        )
+    )
+    if rec.get("bad_names"):
+        body.append(
+            _items(
+                "Noms non conformes acceptés",
+                [_file(e) for e in rec.get("bad_names", [])],
+                anchor="bad-names",
+            )
+        )
+    rejected = [
+        f"{_file(e, detail=False)} — {_t(REASON_FR.get(e.get('reason', ''), e.get('reason')))}"
+        for e in rec.get("rejected", [])
+    ]
+    body.append(
+        _items(
+            "Fichiers rejetés",
+            rejected,
+            anchor="rejected",
+            note="Listés pour information : un rejet seul ne fait pas échouer la journée.",
+        )
+    )
+    return _page(title, result, body)
+
+
+def render_digital_page(result: Mapping[str, Any]) -> str:
+    """The digital proof page: verdict, expected vs got, then every list."""
+    checks = result.get("checks") or {}
+    title = f"Interactions numériques — {result.get('provider')} — {result.get('day')}"
+    stated = checks.get("stated_total")
+    body = [
+        '<h2 id="counts">Attendu et reçu</h2>',
+        "<table><tr><th>Total annoncé par le CRM</th><th>Interactions exportées</th></tr>",
+        f"<tr><td class='num'>{_t(stated if stated is not None else 'non communiqué')}</td>"
+        f"<td class='num'>{_t(checks.get('records'))}</td></tr></table>",
+    ]
+    body.append(
+        _items(
+            "Identifiants en double",
+            [
+                f"<code>{_t(d['id'])}</code> (lignes {_t(', '.join(map(str, d['lines'])))})"
+                for d in checks.get("duplicate_ids", [])
+            ],
+            anchor="duplicates",
+        )
+    )
+    body.append(
+        _items(
+            "Interactions sans identifiant",
+            [f"ligne {_t(n)}" for n in checks.get("without_id", [])],
+            anchor="without-id",
+        )
+    )
+    body.append(
+        _items(
+            "Hors de la journée",
+            [
+                f"<code>{_t(x['id'])}</code> à {_t(x['timestamp'])} (ligne {_t(x['line'])})"
+                for x in checks.get("outside_day", [])
+            ],
+            anchor="outside-day",
+        )
+    )
+    body.append(
+        _items(
+            "Horodatage absent ou illisible",
+            [
+                f"<code>{_t(x['id'])}</code> : {_t(x['value'])} (ligne {_t(x['line'])})"
+                for x in checks.get("bad_timestamps", [])
+            ],
+            anchor="bad-timestamps",
+        )
+    )
+    body.append(
+        _items(
+            "Contenu vide",
+            [
+                f"<code>{_t(x['id'])}</code> (ligne {_t(x['line'])})"
+                for x in checks.get("empty_content", [])
+            ],
+            anchor="empty-content",
+        )
+    )
+    return _page(title, result, body)
+
+
+def _gx_table(result: Mapping[str, Any]) -> str:
+    rows = ['<h2 id="expectations">Contrôles Great Expectations</h2>', "<table>"]
+    rows.append("<tr><th>Contrôle</th><th>Résultat</th><th>Observé</th></tr>")
+    for item in result.get("results", []):
+        config = item.get("expectation_config", {})
+        label = config.get("description") or config.get("type")
+        res = item.get("result") or {}
+        if "observed_value" in res:
+            observed = _t(res["observed_value"])
+        else:
+            sample = [str(v) for v in (res.get("partial_unexpected_list") or [])[:10]]
+            observed = f"{_t(res.get('unexpected_count', 0))} inattendu(s)"
+            if sample:
+                observed += " : " + _t(", ".join(sample))
+        if (item.get("exception_info") or {}).get("raised_exception"):
+            observed = "erreur : " + _t(item["exception_info"].get("exception_message"))
+        mark = (
+            '<span class="ok">OK</span>' if item.get("success") else '<span class="ko">ÉCHEC</span>'
+        )
+        rows.append(f"<tr><td>{_t(label)}</td><td>{mark}</td><td>{observed}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _footer(result: Mapping[str, Any]) -> str:
+    meta = result.get("meta") or {}
+    version = meta.get("great_expectations_version", "?")
+    when = (meta.get("run_id") or {}).get("run_time", "")
+    stats = result.get("statistics") or {}
+    return (
+        f'<p class="muted">Validé le {_t(when)} — Great Expectations {_t(version)} — '
+        f"{_t(stats.get('successful_expectations'))}/{_t(stats.get('evaluated_expectations'))} "
+        "contrôles réussis. Résultat complet : fichier JSON à côté de cette page.</p>"
+    )

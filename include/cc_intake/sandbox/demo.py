@@ -1,0 +1,163 @@
+"""`make demo`: run every sandbox provider's DAG for its J-1 through real Airflow, then summarise.
+
+Starts the sandbox (one SFTP server per fictional provider, the CRM export server, an SMTP
+sink), migrates a SQLite metadata DB, runs `airflow dags test` for each provider's scheduled
+run of today (which processes J-1 in the provider's zone), and prints per provider and
+direction what landed, what was rejected and why, the verdict and where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+def airflow_env(work: Path) -> dict[str, str]:
+    """The environment every Airflow process of the demo shares (set before importing it)."""
+    home = work / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "CC_INTAKE_SANDBOX": "1",
+        # `airflow dags test` crashes at the end of a run of a DAG with a deadline (#73428).
+        "CC_INTAKE_DEADLINES": "off",
+        "CC_INTAKE_DATA_ROOT": str(work / "data"),
+        "PYTHONPATH": str(PROJECT),
+    }
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def run_dag(dag_id: str, logical_date: str, env: dict[str, str], log: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    return proc.returncode
+
+
+def _manifest_lines(path: Path) -> list[str]:
+    if not path.exists():
+        return ["    (no manifest: the copy did not run)"]
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    lines = []
+    for direction in ("ENTRANTS", "SORTANTS"):
+        mine = [r for r in rows if r["direction"] == direction]
+        landed = [r for r in mine if r["status"] in ("copied", "skipped_identical")]
+        reasons = Counter(r["reason"] for r in mine if r["status"] == "rejected")
+        size = sum(int(r["size_bytes"]) for r in landed)
+        rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
+        lines.append(
+            f"    {direction:<9} {len(landed):>4} files  {size / 1e6:7.1f} MB   rejected: {rejected}"
+        )
+    return lines
+
+
+def summarise(work: Path, results: dict[str, tuple[str, int, Path]]) -> str:
+    data = work / "data"
+    out = ["", "=" * 78, "cc-intake demo — sandbox providers, processed day J-1", "=" * 78]
+    for pid, (day, code, log) in sorted(results.items()):
+        summary_file = data / "quality" / pid / day / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+        status = summary.get("status", "unknown")
+        out.append(
+            f"\n{pid}  day {day}  run: {'success' if code == 0 else 'FAILED'}  "
+            f"verdict: {status.upper()}"
+        )
+        out.extend(_manifest_lines(data / "manifests" / pid / f"{day}.csv"))
+        for direction, counts in (summary.get("recordings") or {}).items():
+            out.append(
+                f"    {direction:<9} report says {counts.get('expected')}, got {counts.get('got')}"
+            )
+        digital = summary.get("digital")
+        if digital:
+            out.append(
+                f"    DIGITAL   {digital.get('got')} interactions exported, "
+                f"CRM states {digital.get('expected')}"
+            )
+        out.append(f"    landed in  {data / 'recordings' / pid / day}")
+        proof = data / "quality" / pid / day / "recordings.html"
+        if proof.exists():
+            out.append(f"    proof page {proof}")
+        out.append(f"    run log    {log}")
+    mails = sorted((work / "sandbox" / "mail").glob("*.eml"))
+    out.append(f"\nE-mails caught by the SMTP sink: {len(mails)} in {work / 'sandbox' / 'mail'}")
+    for mail in mails:
+        subject = next(
+            (
+                line[9:]
+                for line in mail.read_text(errors="replace").splitlines()
+                if line.startswith("Subject: ")
+            ),
+            "?",
+        )
+        out.append(f"    {mail.name}: {subject}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", default=".demo", help="work folder (default .demo)")
+    args = parser.parse_args(argv)
+    work = Path(args.work).resolve()
+    env = {**os.environ, **airflow_env(work)}
+    os.environ.update(airflow_env(work))
+
+    from include.cc_intake.days import scheduled_run_for
+    from include.cc_intake.sandbox.env import Sandbox
+    from include.cc_intake.sandbox.services import default_services
+
+    started = time.monotonic()
+    print(f"[demo] migrating the metadata DB in {env['AIRFLOW_HOME']} …", flush=True)
+    migrate(env)
+    results: dict[str, tuple[str, int, Path]] = {}
+    # baobab_douala's report claims two inbound calls that never came: a red day to look at.
+    with Sandbox(
+        work / "sandbox",
+        scenarios={"baobab_douala": "report_mismatch"},
+        services=default_services(),
+    ) as sandbox:
+        run_env = {**env, **sandbox.env()}
+        for pid, cfg in sorted(sandbox.providers.items()):
+            day = sandbox.days[pid]
+            logical = scheduled_run_for(day, schedule=cfg.schedule, tz=cfg.tz).isoformat()
+            print(f"[demo] {cfg.dag_id}: scheduled run {logical} → processes {day} …", flush=True)
+            log = work / "logs" / f"{pid}.log"
+            code = run_dag(cfg.dag_id, logical, run_env, log)
+            results[pid] = (day.isoformat(), code, log)
+        print(summarise(work, results))
+    print(f"\n[demo] done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Airflow plugin: the daily overview page, in the UI's Browse menu.
+
+A FastAPI app mounted by the api-server at ``/cc-intake`` serves the page
+(``include/cc_intake/overview.py`` builds it) and the proof files under
+``<data_root>/quality``; an external view embeds the page in the UI.
+
+Plugin apps are mounted without authentication (PRODUCT.md §7): every route here depends on
+Airflow's own ``get_user`` — the JWT of the UI session cookie (``_token``) or an
+``Authorization: Bearer`` header, validated by the configured auth manager (revocation
+included). Rows and proof files are limited to the providers whose DAG the user may read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+
+from include.cc_intake import overview
+from include.cc_intake.errors import UnsafePathError
+from include.cc_intake.layout import data_root
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/cc-intake"
+URL_ROUTE = "cc-intake-overview"
+DAG_PREFIX = "ingest_"
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+# Proof pages are our own self-contained HTML: nothing may load from elsewhere.
+_PROOF_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'self'; base-uri 'none'"
+)
+
+
+async def _current_user(request: Request) -> BaseUser:
+    """Airflow's api-server authentication, unchanged: 401/403 when it refuses."""
+    # Imported here: the plugin module is also imported by schedulers and workers, which
+    # have no use for the api-server's security stack.
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    credentials = await bearer_scheme(request)
+    return await get_user(request, None, credentials)
+
+
+# Typed Any for FastAPI: BaseUser is imported for type checking only.
+CurrentUser = Annotated[Any, Depends(_current_user)]
+
+
+def _readable_providers(user: BaseUser, candidates: set[str]) -> set[str]:
+    """The providers among ``candidates`` whose DAG ``user`` may read."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    dag_ids = {f"{DAG_PREFIX}{provider}" for provider in candidates}
+    allowed = get_auth_manager().filter_authorized_dag_ids(dag_ids=dag_ids, user=user)
+    return {dag_id.removeprefix(DAG_PREFIX) for dag_id in allowed}
+
+
+def _provider_dags() -> set[str]:
+    """Providers with a live ``ingest_*`` DAG, so a provider without any summary still shows."""
+    try:
+        from airflow.models.dag import DagModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            dag_ids = session.scalars(
+                select(DagModel.dag_id).where(
+                    DagModel.dag_id.startswith(DAG_PREFIX), DagModel.is_stale.is_(False)
+                )
+            ).all()
+    except Exception:
+        # The page still works from the files alone; say why rows may be missing.
+        log.warning("Overview: cannot list the ingest_* DAGs", exc_info=True)
+        return set()
+    return {dag_id.removeprefix(DAG_PREFIX) for dag_id in dag_ids}
+
+
+def _default_end_day(root: Path, providers: set[str]) -> dt.date:
+    """Yesterday (UTC), or today when a provider east of UTC already wrote it."""
+    today = dt.datetime.now(dt.UTC).date()
+    latest = overview.latest_day(root, providers)
+    end = today - dt.timedelta(days=1)
+    if latest is not None and end < latest:
+        end = min(latest, today)
+    return end
+
+
+def create_app() -> FastAPI:
+    """The plugin's FastAPI app (mounted at ``URL_PREFIX`` by the api-server)."""
+    app = FastAPI(
+        title="cc-intake overview",
+        description="Daily overview of the call-center intake (behind Airflow's login).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(HTTPException)
+    async def _login_redirect(request: Request, exc: HTTPException) -> Response:
+        # A browser opening the page without a session goes to Airflow's login and back.
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if (
+            exc.status_code == status.HTTP_401_UNAUTHORIZED
+            and wants_html
+            and request.method == "GET"
+        ):
+            from airflow.api_fastapi.app import get_auth_manager
+
+            login = get_auth_manager().get_url_login(next_url=str(request.url))
+            return RedirectResponse(login, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(
+        user: CurrentUser,
+        end: Annotated[dt.date | None, Query(description="last processed day shown")] = None,
+        days: Annotated[int, Query(ge=1, le=90)] = overview.DEFAULT_DAYS,
+    ) -> HTMLResponse:
+        root = data_root()
+        providers = _readable_providers(user, set(overview.list_providers(root)) | _provider_dags())
+        default_end = _default_end_day(root, providers)
+        end_day = end or default_end
+        grid = overview.build_overview(
+            root, end_day=end_day, days=days, providers=providers, discover=False
+        )
+        step = dt.timedelta(days=days)
+        later = min(end_day + step, default_end) if end_day < default_end else None
+        body = overview.render_overview(
+            grid,
+            earlier=f"?end={(end_day - step).isoformat()}&days={days}",
+            later=f"?end={later.isoformat()}&days={days}" if later else None,
+        )
+        headers = {**_SECURITY_HEADERS, "Content-Security-Policy": overview.CONTENT_SECURITY_POLICY}
+        return HTMLResponse(body, headers=headers)
+
+    @app.get("/quality/{rel_path:path}")
+    def quality_file(rel_path: str, user: CurrentUser) -> FileResponse:
+        root = data_root()
+        try:
+            path = overview.resolve_quality_file(root, rel_path)
+        except UnsafePathError as exc:
+            log.warning("Overview: refused %s", exc)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found") from None
+        provider = rel_path.split("/", 1)[0]
+        if not _readable_providers(user, {provider}):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+        if not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found")
+        headers = dict(_SECURITY_HEADERS)
+        if path.suffix == ".html":
+            headers["Content-Security-Policy"] = _PROOF_CSP
+        return FileResponse(path, media_type=overview.SERVED_SUFFIXES[path.suffix], headers=headers)
+
+    return app
+
+
+class CcIntakeOverviewPlugin(AirflowPlugin):
+    """The daily overview page of the call-center intake."""
+
+    name = "cc_intake_overview"
+    fastapi_apps = [  # noqa: RUF012 — AirflowPlugin declares these as class attributes
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "cc-intake overview"}
+    ]
+    external_views = [  # noqa: RUF012
+        {
+            "name": "Collecte quotidienne",
+            # Relative to the UI's <base href>, so a base_url with a path prefix works.
+            "href": f"{URL_PREFIX.lstrip('/')}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": URL_ROUTE,
+        }
+    ]

@@ -1,0 +1,183 @@
+"""Policy tests over the whole DagBag, without a database and without mocks.
+
+The DagBag is filled in a fresh interpreter whose metadata DB URL points nowhere and whose
+sockets raise, so any parse-time lookup (DB, Variable, connection, network) becomes an import
+error here instead of a slow scheduler in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.cc_intake import constants as C
+from include.cc_intake.airflow.factory import SANDBOX_PROVIDERS_DIR
+from tests.helpers import provider_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = textwrap.dedent(
+    """
+    import json, socket, sys, time
+    def refuse(event, args):
+        if event in ("socket.connect", "socket.getaddrinfo"):
+            raise RuntimeError(f"network access at parse time: {event} {args!r}")
+    sys.addaudithook(refuse)
+    from airflow.dag_processing.dagbag import DagBag
+    t0 = time.perf_counter()
+    bag = DagBag(dag_folder=sys.argv[1])
+    elapsed = time.perf_counter() - t0
+    dags = {}
+    for dag_id, dag in bag.dags.items():
+        tasks = {}
+        for t in dag.tasks:
+            cbs = t.on_failure_callback
+            cbs = cbs if isinstance(cbs, list) else ([cbs] if cbs else [])
+            tasks[t.task_id] = {
+                "downstream": sorted(t.downstream_task_ids),
+                "owner": t.owner,
+                "retries": t.retries,
+                "failure_callbacks": len(cbs),
+                "max_active_tis_per_dag": t.max_active_tis_per_dag,
+            }
+        dags[dag_id] = {
+            "tags": sorted(dag.tags),
+            "tasks": tasks,
+            "max_active_runs": dag.max_active_runs,
+            "catchup": dag.catchup,
+            "has_deadline": bool(getattr(dag, "deadline", None)),
+            "description": dag.description,
+            "doc_md": dag.doc_md or "",
+            "timetable": type(dag.timetable).__name__,
+        }
+    print("RESULT" + json.dumps({
+        "dags": dags,
+        "errors": {k: str(v) for k, v in bag.import_errors.items()},
+        "heavy": sorted(m for m in ("pandas", "great_expectations") if m in sys.modules),
+        "elapsed": elapsed,
+    }))
+    """
+)
+
+
+def fill_dagbag(tmp_path: Path, **env: str) -> dict:
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/absent/dir/airflow.db",
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        **env,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+        check=False,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, f"DagBag probe failed:\n{out.stdout}\n{out.stderr}"
+    return json.loads(line.removeprefix("RESULT"))
+
+
+@pytest.fixture(scope="module")
+def sandbox_bag(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("bag")
+    empty = tmp / "providers"
+    empty.mkdir()
+    return fill_dagbag(tmp, CC_INTAKE_SANDBOX="1", CC_INTAKE_PROVIDERS_DIR=str(empty))
+
+
+def test_no_import_errors_and_one_dag_per_yaml(sandbox_bag: dict) -> None:
+    assert sandbox_bag["errors"] == {}
+    expected = {f"ingest_{p.stem}" for p in SANDBOX_PROVIDERS_DIR.glob("*.yaml")}
+    assert len(expected) >= 2
+    assert set(sandbox_bag["dags"]) == expected
+
+
+def test_nothing_heavy_is_imported_at_parse(sandbox_bag: dict) -> None:
+    assert sandbox_bag["heavy"] == []
+
+
+def test_every_dag_follows_the_policy(sandbox_bag: dict) -> None:
+    for dag_id, dag in sandbox_bag["dags"].items():
+        assert C.TAG_INTAKE in dag["tags"], dag_id
+        assert C.TAG_SANDBOX in dag["tags"], dag_id
+        assert dag["timetable"] == "CronTriggerTimetable"
+        assert dag["catchup"] is False
+        assert dag["max_active_runs"] == C.MAX_ACTIVE_RUNS
+        assert dag["has_deadline"], f"{dag_id} has no delivery deadline"
+        assert "Re-run a day" in dag["doc_md"]
+        for task_id, task in dag["tasks"].items():
+            assert task["owner"], (dag_id, task_id)
+            assert task["retries"] >= 1, (dag_id, task_id)
+            assert task["failure_callbacks"] >= 1, (dag_id, task_id)
+
+
+def test_task_graph(sandbox_bag: dict) -> None:
+    for dag in sandbox_bag["dags"].values():
+        tasks = dag["tasks"]
+        assert tasks[C.TASK_WAIT]["downstream"] == [C.TASK_COPY]
+        assert tasks[C.TASK_COPY]["downstream"] == [C.TASK_REPORT]
+        assert tasks[C.TASK_REPORT]["downstream"] == [C.TASK_VALIDATE]
+        assert tasks[C.TASK_VALIDATE]["downstream"] == []
+        assert tasks[C.TASK_COPY]["max_active_tis_per_dag"] == 1
+        if C.TAG_DIGITAL in dag["tags"]:
+            assert tasks[C.TASK_EXPORT]["downstream"] == [C.TASK_VALIDATE_DIGITAL]
+
+
+def test_deadlines_can_be_turned_off(tmp_path: Path) -> None:
+    empty = tmp_path / "providers"
+    empty.mkdir()
+    bag = fill_dagbag(
+        tmp_path,
+        CC_INTAKE_SANDBOX="1",
+        CC_INTAKE_PROVIDERS_DIR=str(empty),
+        CC_INTAKE_DEADLINES="off",
+    )
+    assert bag["dags"] and not any(d["has_deadline"] for d in bag["dags"].values())
+
+
+def test_production_never_shows_the_sandbox(tmp_path: Path) -> None:
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    (folder / "acme_abidjan.yaml").write_text(yaml.safe_dump(provider_dict()))
+    bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="0")
+    assert list(bag["dags"]) == ["ingest_acme_abidjan"]
+    assert C.TAG_SANDBOX not in bag["dags"]["ingest_acme_abidjan"]["tags"]
+
+
+def test_broken_yaml_fails_only_its_own_dag(tmp_path: Path) -> None:
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    (folder / "acme_abidjan.yaml").write_text(yaml.safe_dump(provider_dict()))
+    broken = provider_dict(id="baobab_douala")
+    broken["recordings"]["filename_pattern"] = r"^(?P<date>\d{8}).wav$"
+    (folder / "baobab_douala.yaml").write_text(yaml.safe_dump(broken))
+    bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder))
+    assert bag["errors"] == {}
+    assert set(bag["dags"]) == {"ingest_acme_abidjan", "ingest_baobab_douala"}
+    bad = bag["dags"]["ingest_baobab_douala"]
+    assert C.TAG_CONFIG_ERROR in bad["tags"]
+    assert list(bad["tasks"]) == [C.TASK_CONFIG_ERROR]
+    assert "baobab_douala.yaml" in bad["description"]
+    assert "recordings.filename_pattern" in bad["doc_md"]
+    assert "call_id" in bad["doc_md"]
+    assert C.TAG_CONFIG_ERROR not in bag["dags"]["ingest_acme_abidjan"]["tags"]
+
+
+def test_every_committed_yaml_is_valid() -> None:
+    from include.cc_intake.config import load_providers
+    from include.cc_intake.airflow.factory import PROVIDERS_DIR
+
+    for folder in (PROVIDERS_DIR, SANDBOX_PROVIDERS_DIR):
+        _, broken = load_providers(folder)
+        assert broken == [], [b.error for b in broken]

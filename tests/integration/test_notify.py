@@ -1,0 +1,435 @@
+"""The failure notifier and the deadline callback really send mail, to a real SMTP sink.
+
+The Airflow contexts are built here with the shapes Airflow 3.3.2 passes: the task runner's
+(``ti``, ``dag_run`` as the Task SDK ``DagRun`` model, ``exception``, ``params``) and the
+deadline's (``{"dag_run": DAGRunResponse as JSON, "deadline": {...}}``, see docs/alerts.md). The
+e2e test proves the same under the real scheduler and triggerer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import email.policy
+import json
+import socket
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from airflow.utils.state import DagRunState
+
+from include.cc_intake import errors
+from include.cc_intake.airflow import notify
+from include.cc_intake.config import parse_provider
+
+pytestmark = pytest.mark.integration
+
+BASE_URL = "https://airflow.example.com"
+UTC = dt.UTC
+RUN_ID = "scheduled__2026-11-26T02:30:00+00:00"
+RUN_LINK = f"{BASE_URL}/dags/ingest_acme_abidjan/runs/scheduled__2026-11-26T02%3A30%3A00%2B00%3A00"
+PROVIDER = {
+    "id": "acme_abidjan",
+    "name": "ACME Abidjan",
+    "timezone": "Africa/Abidjan",
+    "schedule": "30 2 * * *",
+    "deadline": "07:00",
+    "alert_emails": ["ops@example.com", "qualite@example.com"],
+    "recordings": {
+        "sftp_conn_id": "sftp_acme",
+        "directions": {
+            "ENTRANTS": "/exports/inbound/{date:%Y%m%d}",
+            "SORTANTS": "/exports/outbound/{date:%Y%m%d}",
+        },
+        "filename_pattern": r"^(?P<date>\d{8})_(?P<agent>[^_]+)_(?P<call_id>[^_.]+)\.wav$",
+    },
+    "daily_report": {
+        "path": "/exports/reports/calls_{date:%Y%m%d}.csv",
+        "direction_column": "direction",
+        "count_column": "calls",
+        "direction_values": {"ENTRANTS": ["IN"], "SORTANTS": ["OUT"]},
+    },
+}
+
+
+class _Sink:
+    """aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        return [
+            email.message_from_bytes(env.original_content, policy=email.policy.default)
+            for env in self.envelopes
+        ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def sink(monkeypatch):
+    handler = _Sink()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    # disable_ssl/disable_tls: the sink speaks plain SMTP (SmtpHook defaults to implicit TLS).
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "extra": {
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                    "from_email": "intake@example.com",
+                    "retry_limit": 0,
+                },
+            }
+        ),
+    )
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL + "/")
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def cfg():
+    return parse_provider(PROVIDER, source=Path("acme_abidjan.yaml"))
+
+
+def _task_context(
+    *,
+    task_id: str,
+    exception: object,
+    run_type: str = "scheduled",
+    conf: dict[str, Any] | None = None,
+    try_number: int = 3,
+    logical_date: dt.datetime | None = dt.datetime(2026, 11, 26, 2, 30, tzinfo=UTC),
+) -> dict[str, Any]:
+    """What the Task SDK's runner hands to ``on_failure_callback`` (the fields we read)."""
+    from airflow.sdk.api.datamodels._generated import DagRun
+
+    run_id = RUN_ID if run_type == "scheduled" else "manual__2026-11-30T09:12:00+00:00"
+    dag_run = DagRun(
+        dag_id="ingest_acme_abidjan",
+        run_id=run_id,
+        logical_date=logical_date,
+        data_interval_start=logical_date,
+        data_interval_end=logical_date,
+        run_after=logical_date or dt.datetime(2026, 11, 30, 9, 12, tzinfo=UTC),
+        start_date=dt.datetime(2026, 11, 26, 2, 30, 5, tzinfo=UTC),
+        end_date=None,
+        run_type=run_type,
+        state="running",
+        conf=conf or {},
+        consumed_asset_events=[],
+        partition_key=None,
+    )
+    ti = SimpleNamespace(
+        task_id=task_id,
+        dag_id="ingest_acme_abidjan",
+        run_id=run_id,
+        try_number=try_number,
+        map_index=-1,
+    )
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "dag_run": dag_run,
+        "run_id": run_id,
+        "exception": exception,
+        "params": {},
+    }
+
+
+def _deadline_context(*, run_type: str = "scheduled", state: str = "running") -> dict[str, Any]:
+    """What ``Deadline.handle_miss`` attaches as ``context`` (DAGRunResponse in JSON mode)."""
+    return {
+        "dag_run": {
+            "dag_run_id": RUN_ID,
+            "dag_id": "ingest_acme_abidjan",
+            "logical_date": "2026-11-26T02:30:00Z",
+            "queued_at": "2026-11-26T02:30:01.123456Z",
+            "start_date": "2026-11-26T02:30:02.000000Z",
+            "end_date": None,
+            "duration": None,
+            "data_interval_start": "2026-11-26T02:30:00Z",
+            "data_interval_end": "2026-11-26T02:30:00Z",
+            "run_after": "2026-11-26T02:30:00Z",
+            "last_scheduling_decision": "2026-11-26T07:00:03Z",
+            "run_type": run_type,
+            "state": state,
+            "triggered_by": "timetable",
+            "triggering_user_name": None,
+            "conf": {},
+            "note": None,
+            "dag_versions": [],
+            "bundle_version": None,
+            "dag_display_name": "ingest_acme_abidjan",
+            "partition_key": None,
+            "partition_date": None,
+        },
+        "deadline": {
+            "id": str(uuid.uuid4()),
+            "deadline_time": dt.datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+        },
+    }
+
+
+def _html(message: email.message.EmailMessage) -> str:
+    return message.get_body(("html",)).get_content()
+
+
+def test_failure_notifier_sends_the_reconciliation_email_with_counts_and_proof(
+    sink, cfg, tmp_path, monkeypatch
+):
+    quality = tmp_path / "quality" / "acme_abidjan" / "2026-11-25"
+    quality.mkdir(parents=True)
+    (quality / "recordings.html").write_text("<html></html>", encoding="utf-8")
+    (quality / "summary.json").write_text(
+        json.dumps(
+            {
+                "provider": "acme_abidjan",
+                "day": "2026-11-25",
+                "status": "red",
+                "recordings": {
+                    "ENTRANTS": {"expected": 120, "got": 118},
+                    "SORTANTS": {"expected": 40, "got": 40},
+                },
+                "digital": None,
+                "rejected": 1,
+                "updated_at": "2026-11-26T04:00:00Z",
+            }
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
+    error = errors.ReconciliationError(
+        "acme_abidjan 2026-11-25: ENTRANTS has 118 recordings, the report says 120; "
+        "missing call from +225 07 12 34 56 78"
+    )
+    notifier = notify.IntakeFailureNotifier.for_provider(cfg)
+
+    # Called the way the task runner calls a notifier: notifier(context).
+    notifier(_task_context(task_id="reconcile_recordings", exception=error))
+
+    (message,) = sink.messages()
+    assert sink.envelopes[0].mail_from == "intake@example.com"
+    assert sink.envelopes[0].rcpt_tos == ["ops@example.com", "qualite@example.com"]
+    assert message["Subject"] == (
+        "[intake][acme_abidjan][2026-11-25] écart entre enregistrements et rapport"
+    )
+    body = _html(message)
+    assert "ENTRANTS : attendu 120, reçu 118 (écart -2)" in body
+    assert "SORTANTS : attendu 40, reçu 40 (écart +0)" in body
+    assert str(quality / "recordings.html") in body
+    assert f'<a href="{RUN_LINK}">' in body
+    assert f'<a href="{RUN_LINK}/tasks/reconcile_recordings">' in body
+    assert "reconcile_recordings (tentative 3)" in body
+    assert "+225 ******78" in body
+    assert "07 12 34 56 78" not in body
+
+
+def test_failure_notifier_uses_target_date_for_a_manual_rerun(sink, cfg):
+    error = errors.RecordingsNotReady(
+        "acme_abidjan 2026-11-20: SORTANTS /exports/outbound/20261120 has no ready file after 4h"
+    )
+    context = _task_context(
+        task_id="wait_for_recordings",
+        exception=error,
+        run_type="manual",
+        conf={"target_date": "2026-11-20"},
+        try_number=1,
+    )
+
+    notify.IntakeFailureNotifier.for_provider(cfg)(context)
+
+    (message,) = sink.messages()
+    assert (
+        message["Subject"] == "[intake][acme_abidjan][2026-11-20] enregistrements non disponibles"
+    )
+    body = _html(message)
+    assert "/dags/ingest_acme_abidjan/runs/manual__2026-11-30T09%3A12%3A00%2B00%3A00" in body
+    assert "no ready file after 4h" in body
+
+
+def test_failure_notifier_falls_back_to_the_generic_email(sink, cfg):
+    context = _task_context(task_id="publish_summary", exception=RuntimeError("disk full"))
+
+    notify.IntakeFailureNotifier.for_provider(cfg)(context)
+
+    (message,) = sink.messages()
+    assert message["Subject"] == (
+        "[intake][acme_abidjan][2026-11-25] échec d'une tâche (publish_summary)"
+    )
+    assert "RuntimeError: disk full" in _html(message)
+
+
+def test_failure_notifier_reports_an_smtp_failure_instead_of_hiding_it(cfg, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": _free_port(),
+                "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "a@example.com"},
+            }
+        ),
+    )
+    notifier = notify.IntakeFailureNotifier.for_provider(cfg)
+
+    with pytest.raises(OSError):
+        notifier(_task_context(task_id="copy_recordings", exception=errors.TransferError("x")))
+
+
+def test_deadline_callback_sends_for_a_late_scheduled_run(sink, cfg):
+    alert = notify.build_deadline_alert(cfg)
+    assert alert is not None
+
+    outcome = asyncio.run(
+        notify.deadline_missed_callback(**alert.callback.kwargs, context=_deadline_context())
+    )
+
+    (message,) = sink.messages()
+    assert outcome == f"sent: {message['Subject']}"
+    assert message["Subject"] == "[intake][acme_abidjan][2026-11-25] délai de livraison dépassé"
+    assert sink.envelopes[0].rcpt_tos == ["ops@example.com", "qualite@example.com"]
+    body = _html(message)
+    assert f'<a href="{RUN_LINK}">' in body
+    assert "07:00, heure de Africa/Abidjan" in body
+    assert "toujours en cours" in body
+    assert "ne concerne que les exécutions planifiées" in body
+
+
+@pytest.mark.parametrize(
+    ("run_type", "state", "outcome"),
+    [
+        ("manual", "running", "skipped: run type manual"),
+        ("backfill", "running", "skipped: run type backfill"),
+        ("scheduled", "failed", "skipped: run failed"),
+        ("scheduled", "success", "skipped: run success"),
+        ("scheduled", DagRunState.FAILED, "skipped: run failed"),
+    ],
+)
+def test_deadline_callback_skips_reruns_backfills_and_finished_runs(
+    sink, cfg, run_type, state, outcome
+):
+    kwargs = notify.deadline_callback_kwargs(cfg)
+    context = _deadline_context(run_type=run_type, state=state)
+
+    assert asyncio.run(notify.deadline_missed_callback(**kwargs, context=context)) == outcome
+    assert sink.messages() == []
+
+
+def test_deadline_callback_runs_through_airflows_callback_trigger(sink, cfg):
+    """Import by path, kwargs and context as the triggerer's CallbackTrigger passes them,
+    after the encrypted round trip that trigger kwargs make through the database."""
+    from airflow.models.trigger import Trigger
+    from airflow.triggers.callback import CallbackTrigger
+
+    alert = notify.build_deadline_alert(cfg)
+    stored = {**alert.callback.kwargs, "context": _deadline_context()}
+    kwargs = Trigger._decrypt_kwargs(Trigger.encrypt_kwargs(stored))
+    trigger = CallbackTrigger(callback_path=alert.callback.path, callback_kwargs=kwargs)
+
+    async def events():
+        return [event.payload async for event in trigger.run()]
+
+    payloads = asyncio.run(events())
+
+    assert [p["state"] for p in payloads] == ["running", "success"]
+    assert payloads[-1]["body"].startswith("sent: [intake][acme_abidjan][2026-11-25]")
+    assert len(sink.messages()) == 1
+
+
+def test_build_deadline_alert_is_off_on_request(cfg, monkeypatch):
+    monkeypatch.setenv("CC_INTAKE_DEADLINES", "off")
+
+    assert notify.build_deadline_alert(cfg) is None
+
+
+def test_build_deadline_alert_points_at_the_delivery_deadline(cfg, monkeypatch):
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineReference
+
+    monkeypatch.delenv("CC_INTAKE_DEADLINES", raising=False)
+    alert = notify.build_deadline_alert(cfg)
+
+    assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    assert alert.interval == dt.timedelta(hours=4, minutes=30)  # 02:30 → 07:00
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.path == "include.cc_intake.airflow.notify.deadline_missed_callback"
+    assert json.loads(json.dumps(alert.callback.kwargs)) == {
+        "provider_id": "acme_abidjan",
+        "provider_name": "ACME Abidjan",
+        "timezone": "Africa/Abidjan",
+        "deadline": "07:00",
+        "alert_emails": ["ops@example.com", "qualite@example.com"],
+        "smtp_conn_id": "smtp_default",
+    }
+
+
+@pytest.mark.parametrize(
+    ("exception", "task_id", "kind"),
+    [
+        (errors.RecordingsNotReady("x"), "anything", "not_ready"),
+        (errors.TransferError("x"), "anything", "copy"),
+        (errors.HostKeyError("x"), "copy_recordings", "host_key"),
+        (errors.UnsafePathError("x"), "anything", "copy"),
+        (errors.ReportError("x"), "anything", "report"),
+        (errors.ReconciliationError("x"), "anything", "reconciliation"),
+        (errors.ValidationError("x"), "anything", "validation"),
+        (errors.ExportError("x"), "anything", "export"),
+        (errors.ConfigError("x"), "anything", "config"),
+        (errors.RemoteError("x"), "fetch_report", "report"),
+        (errors.RemoteError("x"), "anything", "copy"),
+        (errors.IntakeError("x"), "wait_for_recordings", "not_ready"),
+        (TimeoutError("sensor"), "wait_for_recordings", "not_ready"),
+        (TimeoutError("execution_timeout"), "export_digital", "export"),
+        # An unforeseen exception is not dressed up as a known problem because of a task name.
+        ("Task killed: heartbeat timeout", "wait_for_recordings", "task"),
+        (RuntimeError("x"), "wait_for_recordings", "task"),
+        (RuntimeError("x"), "publish_summary", "task"),
+        (None, "publish_summary", "task"),
+    ],
+)
+def test_classify_failure(exception, task_id, kind):
+    assert notify.classify_failure(exception, task_id) == kind
+
+
+def test_day_of_run():
+    at = dt.datetime(2026, 11, 26, 2, 30, tzinfo=UTC)
+    late = "2026-11-26T23:30:00-05:00"  # already the 27th in Abidjan (UTC+0)
+
+    assert notify.day_of_run(tz="Africa/Abidjan", logical_date=at, run_after=None, conf=None) == (
+        dt.date(2026, 11, 25)
+    )
+    assert notify.day_of_run(
+        tz="Africa/Abidjan", logical_date=None, run_after=late, conf=None
+    ) == dt.date(2026, 11, 26)
+    assert notify.day_of_run(
+        tz="Africa/Abidjan", logical_date=at, run_after=at, conf={"target_date": "2026-11-02"}
+    ) == dt.date(2026, 11, 2)
+    assert (
+        notify.day_of_run(
+            tz="Africa/Abidjan", logical_date=at, run_after=at, conf={"target_date": "hier"}
+        )
+        == "hier"
+    )
