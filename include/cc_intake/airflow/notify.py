@@ -147,8 +147,12 @@ def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], s
             details["digital"] = summary["digital"]
         if summary.get("rejected"):
             details["rejected"] = summary["rejected"]
-    pages = [folder / name for name in ("recordings.html", "digital.html")]
-    existing = [str(page) for page in pages if page.is_file()]
+    # Served by the overview plugin behind the Airflow login (plugins/overview.py).
+    existing = [
+        f"{base_url()}/cc-intake/quality/{provider_id}/{day}/{name}"
+        for name in ("recordings.html", "digital.html")
+        if (folder / name).is_file()
+    ]
     return details, (" ; ".join(existing) or None)
 
 

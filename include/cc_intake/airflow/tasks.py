@@ -73,7 +73,7 @@ def proof_url(provider: str, day: dt.date, kind: str) -> str:
     from airflow.configuration import conf
 
     base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
-    return f"{base}/cc-intake/proof/{provider}/{day.isoformat()}/{kind}.html"
+    return f"{base}/cc-intake/quality/{provider}/{day.isoformat()}/{kind}.html"
 
 
 class ProviderDayMixin:
