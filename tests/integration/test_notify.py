@@ -238,7 +238,7 @@ def test_failure_notifier_sends_the_reconciliation_email_with_counts_and_proof(
     body = _html(message)
     assert "ENTRANTS : attendu 120, reçu 118 (écart -2)" in body
     assert "SORTANTS : attendu 40, reçu 40 (écart +0)" in body
-    assert str(quality / "recordings.html") in body
+    assert "/cc-intake/quality/acme_abidjan/2026-11-25/recordings.html" in body
     assert f'<a href="{RUN_LINK}">' in body
     assert f'<a href="{RUN_LINK}/tasks/reconcile_recordings">' in body
     assert "reconcile_recordings (tentative 3)" in body
