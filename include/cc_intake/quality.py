@@ -326,6 +326,17 @@ def reconcile(
         )
     if odd_directions:
         warnings.append(f"manifest rows with unknown direction: {_names(sorted(odd_directions))}")
+    # The copy step reads each recording's audio header: a truncated or non-audio file lands
+    # (nothing is dropped) but the evaluators must hear about it.
+    not_audio = sorted(
+        row.get("file_name", "")
+        for row in rows
+        if row.get("status") in ACCEPTED and row.get("audio_ok") == "false"
+    )
+    if not_audio:
+        warnings.append(
+            f"{len(not_audio)} recording(s) truncated or not audio: {_names(not_audio)}"
+        )
 
     results = []
     for direction in DIRECTIONS:

@@ -808,3 +808,13 @@ def test_summary_optional_run_keys(tmp_path: Path) -> None:
     summary = json.loads(path.read_text())
     assert (summary["run_id"], summary["timezone"]) == ("manual__2026-11-21", "Africa/Abidjan")
     assert summary["status"] == "green"
+
+
+def test_non_audio_recordings_are_a_warning_not_a_failure() -> None:
+    rows = _day_rows()
+    rows[0]["audio_ok"] = "false"
+    rows[1]["audio_ok"] = "true"
+    rec = reconcile(rows, _summary(), _cfg(), DAY)
+    assert rec.ok
+    assert any("1 recording(s) truncated or not audio" in w for w in rec.warnings)
+    assert any(rows[0]["file_name"] in w for w in rec.warnings)
