@@ -8,9 +8,7 @@ from typing import Any
 
 from include.cc_intake.config import ProviderConfig, parse_provider
 
-PATTERN = (
-    r"^(?P<date>\d{8})_(?P<time>\d{6})_(?P<agent>[^_]+)_(?P<call_id>[^_.]+)\.(wav|mp3|gsm)$"
-)
+PATTERN = r"^(?P<date>\d{8})_(?P<time>\d{6})_(?P<agent>[^_]+)_(?P<call_id>[^_.]+)\.(wav|mp3|gsm)$"
 
 
 def provider_dict(**overrides: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def make_dirs(path: Path, *, stop_at: Path) -> None:
 
 
 def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
-    """The temporary sibling of ``final`` for one run (and, for resumable copies, one remote version)."""
+    """The temporary sibling of ``final`` for one run (and one remote version, for resumes)."""
     suffix = f".{tag}" if tag else ""
     return final.with_name(f".{final.name}.{token}{suffix}{TMP_SUFFIX}")
 

@@ -141,9 +141,7 @@ def landed_index(rows: Iterable[ManifestRow]) -> dict[tuple[str, str], ManifestR
     return {row.key: row for row in rows if row.landed}
 
 
-def can_skip(
-    previous: ManifestRow | None, *, size: int, remote_mtime: str, landed: Path
-) -> bool:
+def can_skip(previous: ManifestRow | None, *, size: int, remote_mtime: str, landed: Path) -> bool:
     """``skipped_identical``: recorded with this remote size and mtime, and still landed whole."""
     if previous is None or previous.size_bytes != size or previous.remote_mtime != remote_mtime:
         return False

@@ -75,7 +75,9 @@ def is_safe_rel_name(rel_name: str) -> bool:
     return all(is_safe_component(part) for part in rel_name.split("/"))
 
 
-def in_scope(entry: RemoteEntry, cfg: RecordingsConfig, day: dt.date, *, dated_folder: bool) -> bool:
+def in_scope(
+    entry: RemoteEntry, cfg: RecordingsConfig, day: dt.date, *, dated_folder: bool
+) -> bool:
     """Whether an entry belongs to the day at all (undated folders hold many days)."""
     if dated_folder:
         return True

@@ -156,8 +156,14 @@ class DaySummary:
         }
 
 
-def _row_for(verdict: Verdict, *, status: str, sha256: str = "", copied_at: str = "",
-             extra: Mapping[str, str] | None = None) -> ManifestRow:
+def _row_for(
+    verdict: Verdict,
+    *,
+    status: str,
+    sha256: str = "",
+    copied_at: str = "",
+    extra: Mapping[str, str] | None = None,
+) -> ManifestRow:
     entry = verdict.entry
     return ManifestRow(
         direction=entry.direction,
@@ -253,7 +259,9 @@ async def copy_day(
             )
         )
 
-    write_manifest(layout.manifest, rows, group_names=cfg.group_names, token=token, root=layout.root)
+    write_manifest(
+        layout.manifest, rows, group_names=cfg.group_names, token=token, root=layout.root
+    )
     if not failures:
         for direction in cfg.directions:
             remove_stale_tmp(

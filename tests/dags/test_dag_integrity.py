@@ -175,8 +175,8 @@ def test_broken_yaml_fails_only_its_own_dag(tmp_path: Path) -> None:
 
 
 def test_every_committed_yaml_is_valid() -> None:
-    from include.cc_intake.config import load_providers
     from include.cc_intake.airflow.factory import PROVIDERS_DIR
+    from include.cc_intake.config import load_providers
 
     for folder in (PROVIDERS_DIR, SANDBOX_PROVIDERS_DIR):
         _, broken = load_providers(folder)

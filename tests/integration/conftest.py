@@ -14,7 +14,9 @@ SERVERS = [
         id="openssh",
         marks=[
             pytest.mark.sshd,
-            pytest.mark.skipif(not have_sshd(), reason="OpenSSH sshd not installed (.ci/run installs it)"),
+            pytest.mark.skipif(
+                not have_sshd(), reason="OpenSSH sshd not installed (.ci/run installs it)"
+            ),
         ],
     ),
 ]

@@ -59,13 +59,16 @@ class ServerHandle:
     @contextlib.asynccontextmanager
     async def sftp(self) -> AsyncIterator[asyncssh.SFTPClient]:
         known = asyncssh.import_known_hosts(self.known_hosts_line())
-        async with asyncssh.connect(
-            "127.0.0.1",
-            self.port,
-            username=self.login,
-            client_keys=[self.keys.client_key],
-            known_hosts=known,
-        ) as conn, conn.start_sftp_client() as sftp:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                self.port,
+                username=self.login,
+                client_keys=[self.keys.client_key],
+                known_hosts=known,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
             yield sftp
 
     def connection_json(self, *, host_key: str | None = None) -> str:
@@ -78,8 +81,13 @@ class ServerHandle:
             known_file.write_text(f"[127.0.0.1]:{self.port} {host_key}\n")
         extra["known_hosts"] = str(known_file)
         return json.dumps(
-            {"conn_type": "sftp", "host": "127.0.0.1", "port": self.port, "login": self.login,
-             "extra": extra}
+            {
+                "conn_type": "sftp",
+                "host": "127.0.0.1",
+                "port": self.port,
+                "login": self.login,
+                "extra": extra,
+            }
         )
 
 
@@ -148,9 +156,10 @@ def openssh_server(base: Path) -> Iterator[ServerHandle]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
 
-    login = os.environ.get("USER") or subprocess.run(
-        ["id", "-un"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    login = (
+        os.environ.get("USER")
+        or subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    )
     try:
         yield ServerHandle("openssh", port, login, keys, files, str(files), drop)
     finally:

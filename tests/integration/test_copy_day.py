@@ -17,7 +17,7 @@ from include.cc_intake.config import ProviderConfig
 from include.cc_intake.layout import DayLayout
 from include.cc_intake.manifest import read_manifest
 from include.cc_intake.recordings import copy_day
-from tests.helpers import provider_dict, parse_provider
+from tests.helpers import parse_provider, provider_dict
 from tests.integration.servers import ServerHandle
 
 pytestmark = pytest.mark.integration
@@ -59,9 +59,7 @@ def seed_day(server: ServerHandle) -> dict[str, bytes]:
 def run_copy(server: ServerHandle, cfg: ProviderConfig, root: Path, run_id: str = "run-1"):
     async def go():
         async with server.sftp() as sftp:
-            return await copy_day(
-                sftp, cfg, DAY, layout=DayLayout(root, cfg.id, DAY), token=run_id
-            )
+            return await copy_day(sftp, cfg, DAY, layout=DayLayout(root, cfg.id, DAY), token=run_id)
 
     return asyncio.run(go())
 
@@ -83,8 +81,10 @@ def test_full_day_lands_byte_identical(sftp_server: ServerHandle, tmp_path: Path
         assert path.read_bytes() == content
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o750
-    rows = {r.file_name: r for r in read_manifest(root / "manifests/acme_abidjan/2026-11-25.csv",
-                                                   ["call_id"])}
+    rows = {
+        r.file_name: r
+        for r in read_manifest(root / "manifests/acme_abidjan/2026-11-25.csv", ["call_id"])
+    }
     assert len(rows) == 4
     for rel, content in files.items():
         row = rows[Path(rel).name]
@@ -104,7 +104,10 @@ def test_rerun_converges_and_rewrites_nothing(sftp_server: ServerHandle, tmp_pat
     first = read_manifest(manifest)
     summary = run_copy(sftp_server, cfg, root, run_id="run-2")
     assert summary.directions["ENTRANTS"] == {
-        "folder_found": True, "copied": 0, "skipped_identical": 3, "rejected": {},
+        "folder_found": True,
+        "copied": 0,
+        "skipped_identical": 3,
+        "rejected": {},
         "bytes": sum(len(c) for r, c in files.items() if "/inbound/" in r),
     }
     for rel, old in before.items():
@@ -132,7 +135,9 @@ def test_changed_remote_file_is_copied_again(sftp_server: ServerHandle, tmp_path
     assert landed(root, rel).read_bytes() == new
 
 
-def test_hostile_entries_are_rejected_not_dropped(sftp_server: ServerHandle, tmp_path: Path) -> None:
+def test_hostile_entries_are_rejected_not_dropped(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
     seed_day(sftp_server)
     folder = sftp_server.files / "exports/inbound/20261125"
     (folder / "20261125_120000_AG09_C666.wav").symlink_to("/etc/passwd")
@@ -143,7 +148,10 @@ def test_hostile_entries_are_rejected_not_dropped(sftp_server: ServerHandle, tmp
     root = tmp_path / "data"
     summary = run_copy(sftp_server, make_provider(sftp_server), root)
     assert summary.directions["ENTRANTS"]["rejected"] == {
-        "not_regular_file": 1, "empty": 1, "other_date": 1, "pattern_mismatch": 1,
+        "not_regular_file": 1,
+        "empty": 1,
+        "other_date": 1,
+        "pattern_mismatch": 1,
         "unsafe_name": 1,
     }
     rows = read_manifest(root / "manifests/acme_abidjan/2026-11-25.csv")
@@ -152,7 +160,11 @@ def test_hostile_entries_are_rejected_not_dropped(sftp_server: ServerHandle, tmp
     assert all(not r.sha256 for r in rows if r.status == "rejected")
     landed_names = {p.name for p in (root / "recordings").rglob("*") if p.is_file()}
     assert "20261125_120000_AG09_C666.wav" not in landed_names
-    assert not any("passwd" in p.read_text(errors="ignore")[:20] for p in (root / "recordings").rglob("*.wav") if p.is_file())
+    assert not any(
+        "passwd" in p.read_text(errors="ignore")[:20]
+        for p in (root / "recordings").rglob("*.wav")
+        if p.is_file()
+    )
 
 
 def test_interrupted_copy_leaves_no_partial_and_resumes(

@@ -97,11 +97,13 @@ def test_folder_template_fields_are_checked() -> None:
 def test_unknown_direction_is_refused() -> None:
     data = provider_dict()
     data["recordings"]["directions"]["INTERNES"] = "/in"
-    with pytest.raises(ConfigError, match="recordings.directions.INTERNES"):
+    with pytest.raises(ConfigError, match=r"recordings\.directions\.INTERNES"):
         parse_provider(data, source=Path("x.yaml"))
 
 
-@pytest.mark.parametrize(("tolerance", "expected", "gap"), [(0, 400, 0), (3, 400, 3), ("2%", 400, 8)])
+@pytest.mark.parametrize(
+    ("tolerance", "expected", "gap"), [(0, 400, 0), (3, 400, 3), ("2%", 400, 8)]
+)
 def test_tolerance(tolerance: object, expected: int, gap: int) -> None:
     data = provider_dict()
     data["daily_report"]["tolerance"] = tolerance
@@ -134,3 +136,15 @@ def test_id_must_match_file_name(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(provider_dict()))
     with pytest.raises(ConfigError, match="must equal the file name"):
         load_provider(path)
+
+
+def test_poll_interval_defaults_to_two_minutes_and_refuses_zero() -> None:
+    assert provider().recordings.poll_interval == dt.timedelta(minutes=2)
+    data = provider_dict()
+    data["recordings"]["poll_interval"] = "15s"
+    assert parse_provider(data, source=Path("x.yaml")).recordings.poll_interval == dt.timedelta(
+        seconds=15
+    )
+    data["recordings"]["poll_interval"] = "0"
+    with pytest.raises(ConfigError, match=r"recordings.poll_interval: poll_interval must be"):
+        parse_provider(data, source=Path("x.yaml"))

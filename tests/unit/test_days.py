@@ -36,7 +36,9 @@ def test_target_date_overrides() -> None:
 
 
 def test_bad_target_date_is_named() -> None:
-    with pytest.raises(ConfigError, match=r"target_date '2026-13-01' is not a day: expected YYYY-MM-DD"):
+    with pytest.raises(
+        ConfigError, match=r"target_date '2026-13-01' is not a day: expected YYYY-MM-DD"
+    ):
         parse_day("2026-13-01")
 
 

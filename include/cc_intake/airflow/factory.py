@@ -90,16 +90,12 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
                 description="Processed day YYYY-MM-DD to (re)process instead of J-1",
             )
         },
-        **({"deadline": deadline} if deadline is not None else {}),
+        deadline=deadline,
     ) as dag:
         # One copy step per provider at a time keeps its bandwidth cap honest across runs.
         wait = WaitForRecordingsSensor(task_id=C.TASK_WAIT, provider=cfg)
-        copy = CopyRecordingsOperator(
-            task_id=C.TASK_COPY, provider=cfg, max_active_tis_per_dag=1
-        )
-        report = FetchReportOperator(
-            task_id=C.TASK_REPORT, provider=cfg, max_active_tis_per_dag=1
-        )
+        copy = CopyRecordingsOperator(task_id=C.TASK_COPY, provider=cfg, max_active_tis_per_dag=1)
+        report = FetchReportOperator(task_id=C.TASK_REPORT, provider=cfg, max_active_tis_per_dag=1)
         validate = ValidateRecordingsOperator(task_id=C.TASK_VALIDATE, provider=cfg)
         wait >> copy >> report >> validate
         if cfg.digital is not None:

@@ -139,9 +139,10 @@ async def read_remote_report(
     path = render_folder(provider.daily_report.path, day)
     try:
         async with sftp.open(path, "rb") as remote:
-            return bytes(await remote.read())
+            data = await remote.read()
     except asyncssh.SFTPNoSuchFile:
         return None
+    return data if isinstance(data, bytes) else data.encode()
 
 
 def parse_report_bytes(content: bytes, provider: ProviderConfig, day: dt.date) -> DailyReport:
@@ -166,7 +167,7 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
     def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("timeout", provider.recordings.wait_timeout)
-        kwargs.setdefault("poke_interval", max(provider.recordings.settle.total_seconds(), 60))
+        kwargs.setdefault("poke_interval", provider.recordings.poll_interval.total_seconds())
         super().__init__(**kwargs)
         self.provider = provider
         self._last_seen = "nothing listed yet"

@@ -9,8 +9,6 @@ direction what landed, what was rejected and why, the verdict and where to look.
 from __future__ import annotations
 
 import argparse
-import email
-import email.policy
 import csv
 import json
 import os
@@ -77,7 +75,8 @@ def _manifest_lines(path: Path) -> list[str]:
         size = sum(int(r["size_bytes"]) for r in landed)
         rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
         lines.append(
-            f"    {direction:<9} {len(landed):>4} files  {size / 1e6:7.1f} MB   rejected: {rejected}"
+            f"    {direction:<9} {len(landed):>4} files  {size / 1e6:7.1f} MB"
+            f"   rejected: {rejected}"
         )
     return lines
 

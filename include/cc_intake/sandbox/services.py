@@ -25,10 +25,16 @@ STYLES = {
 
 
 class CrmService:
-    """One local CRM server answering every sandbox provider that has a ``digital`` section."""
+    """One local CRM server answering every sandbox provider that has a ``digital`` section.
 
-    def __init__(self, *, port: int = 0) -> None:
+    :param port: the server's port (default: a free one).
+    :param secrets: fixed token/API key per connection id (``crm_acme``); the others get a
+        random one. ``make up`` fixes them so ``airflow_settings.yaml`` can hold them.
+    """
+
+    def __init__(self, *, port: int = 0, secrets: Mapping[str, str] | None = None) -> None:
         self.port = port
+        self.secrets = dict(secrets or {})
         self.server: CrmServer | None = None
         self._connections: dict[str, str] = {}
 
@@ -38,7 +44,7 @@ class CrmService:
             if cfg.digital is None:
                 continue
             style, auth_kind, count = STYLES.get(pid, ("cursor", "bearer", 100))
-            secret = secrets.token_urlsafe(16)
+            secret = self.secrets.get(cfg.digital.http_conn_id) or secrets.token_urlsafe(16)
             if auth_kind == "bearer":
                 auth: BearerAuth | ApiKeyAuth = BearerAuth(secret)
                 extra = {"Authorization": f"Bearer {secret}"}
@@ -47,8 +53,12 @@ class CrmService:
                 extra = {"X-API-Key": secret}
             routes.append(
                 CrmRoute(
-                    path=cfg.digital.endpoint, style=style, tz=cfg.timezone,  # type: ignore[arg-type]
-                    count=count, seed=index + 1, auth=auth,
+                    path=cfg.digital.endpoint,
+                    style=style,
+                    tz=cfg.timezone,  # type: ignore[arg-type]
+                    count=count,
+                    seed=index + 1,
+                    auth=auth,
                 )
             )
             self._connections[cfg.digital.http_conn_id] = extra  # type: ignore[assignment]
@@ -56,8 +66,13 @@ class CrmService:
         port = self.server.start()
         self._connections = {
             conn_id: json.dumps(
-                {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http",
-                 "extra": extra}
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "schema": "http",
+                    "extra": extra,
+                }
             )
             for conn_id, extra in self._connections.items()
         }
@@ -71,5 +86,7 @@ class CrmService:
         return dict(self._connections)
 
 
-def default_services(*, crm_port: int = 0) -> list[CrmService]:
-    return [CrmService(port=crm_port)]
+def default_services(
+    *, crm_port: int = 0, crm_secrets: Mapping[str, str] | None = None
+) -> list[CrmService]:
+    return [CrmService(port=crm_port, secrets=crm_secrets)]
