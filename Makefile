@@ -37,16 +37,16 @@ test-fast: $(STAMP) ## Unit and DAG tests only
 demo: $(STAMP) ## Run every sandbox provider's DAG for J-1 on a local sandbox, print a summary
 	$(PY) -m include.cc_intake.sandbox.demo --work .demo
 
-up: $(STAMP) ## airflow standalone with the sandbox (UI on http://127.0.0.1:$${PORT:-8080})
+up: $(STAMP) ## airflow standalone with the sandbox (UI on http://127.0.0.1:$${CC_INTAKE_UP_PORT:-8080})
 	$(PY) -m include.cc_intake.sandbox.up --work .up
 
 check: $(STAMP) ## Onboarding dry run: make check PROVIDER=<id> [DATE=YYYY-MM-DD]
 	@test -n "$(PROVIDER)" || { echo "usage: make check PROVIDER=<id> [DATE=YYYY-MM-DD]"; exit 2; }
 	$(PY) -m include.cc_intake.airflow.check $(PROVIDER) $(if $(DATE),--date $(DATE))
 
-backfill: $(STAMP) ## Re-process a range of days: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD
+backfill: $(STAMP) ## Re-process a range of days: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD [DRY_RUN=1]
 	@test -n "$(PROVIDER)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
-	$(PY) -m include.cc_intake.airflow.backfill $(PROVIDER) $(FROM) $(TO)
+	$(PY) -m include.cc_intake.airflow.backfill $(PROVIDER) $(FROM) $(TO) $(if $(DRY_RUN),--dry-run)
 
 bench: $(STAMP) ## Transfer benchmark vs OpenSSH sftp (see docs/benchmarks.md)
 	$(PY) -m tests.benchmarks.bench_transfer

@@ -103,6 +103,8 @@ class RecordingsConfig(_Model):
     min_file_age: Duration = dt.timedelta(minutes=5)
     wait_timeout: Duration = dt.timedelta(hours=4)
     settle: Duration = dt.timedelta(seconds=30)
+    # Time between two looks of the wait step; each look is a short task run (reschedule mode).
+    poll_interval: Duration = dt.timedelta(minutes=2)
     max_parallel: int = Field(default=4, ge=1, le=64)
     max_bandwidth: Bandwidth | None = None
     recursive: bool = False
@@ -114,6 +116,13 @@ class RecordingsConfig(_Model):
             _check_template(folder, {"date"})
             if not folder.startswith("/"):
                 raise ValueError(f"{direction}: remote folder {folder!r} must be absolute")
+        return value
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_interval(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta(seconds=1):
+            raise ValueError("poll_interval must be at least 1s (e.g. 30s, 2m)")
         return value
 
     @field_validator("filename_pattern")

@@ -40,7 +40,7 @@ _DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DIRECTION_ORDER = {"ENTRANTS": 0, "SORTANTS": 1}
 _STATUS_LABELS = {
     "green": ("✓", "complet"),
-    "amber": ("!", "écart toléré"),
+    "amber": ("!", "complet, à vérifier"),
     "red": ("✗", "incomplet"),
     "missing": ("·", "pas de données"),
     "invalid": ("?", "résumé illisible"),

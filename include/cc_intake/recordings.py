@@ -22,6 +22,7 @@ from include.cc_intake.manifest import (
     read_manifest,
     write_manifest,
 )
+from include.cc_intake.messages import mask_phone
 from include.cc_intake.naming import (
     RemoteEntry,
     Verdict,
@@ -246,7 +247,8 @@ async def copy_day(
     for verdict, job in jobs:
         outcome = by_final[job.final]
         if not outcome.ok:
-            failures.append(f"{job.entry.remote_path}: {outcome.error}")
+            # File names may carry the caller's number: logs and e-mails get it masked.
+            failures.append(mask_phone(f"{job.entry.remote_path}: {outcome.error}"))
             continue
         assert outcome.copied_at is not None
         rows.append(
