@@ -611,6 +611,44 @@ def _check_config(cfg: DigitalConfig, provider: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class FirstPage:
+    """What the CRM's first page of a day says (the onboarding check's probe)."""
+
+    records: int
+    stated_total: int | None
+
+
+class _QuietClient(_Client):
+    """The export's own client (retries, redirects, parsing), but no body in any message."""
+
+    def excerpt(self, response: Any) -> str:
+        return "(not shown)"
+
+
+def first_page(
+    session: requests.Session,
+    base_url: str,
+    cfg: DigitalConfig,
+    *,
+    provider: str,
+    day: dt.date,
+    tz: str | ZoneInfo,
+    sleep: Sleep = time.sleep,
+) -> FirstPage:
+    """Request only the day's first page, exactly as the export would; write nothing.
+
+    Error messages carry no body excerpt at all: the probe runs on an operator's terminal.
+    """
+    _check_config(cfg, provider)
+    client = _QuietClient(
+        session, base_url, cfg, provider=provider, day=day, sleep=sleep, connect_timeout=None
+    )
+    # The generator is dropped after one page: no further request is made.
+    page = next(_pages(client, render_params(cfg, day, tz)))
+    return FirstPage(records=len(page.records), stated_total=page.total)
+
+
 def export_day(
     session: requests.Session,
     base_url: str,

@@ -413,31 +413,22 @@ def look_crm(provider: ProviderConfig, day: dt.date) -> CrmLook | None:
     look.url = crm.join_url(hook.base_url, digital.endpoint)
     look.auth = _describe_auth(session)
 
-    class QuietClient(crm._Client):
-        """The export's own client (retries, redirects, parsing), but no body in any message."""
-
-        def excerpt(self, response: Any) -> str:
-            return "(not shown)"
-
     cfg = digital.model_copy(update={"max_retries": min(digital.max_retries, CRM_MAX_RETRIES)})
-    client = QuietClient(
-        session,
-        hook.base_url,
-        cfg,
-        provider=provider.id,
-        day=day,
-        sleep=lambda seconds: time.sleep(min(seconds, CRM_MAX_WAIT_S)),
-        connect_timeout=None,
-    )
     try:
-        crm._check_config(cfg, provider.id)
-        # The first page only: the generator is simply dropped, no further request is made.
-        first = next(crm._pages(client, crm.render_params(cfg, day, provider.tz)))
+        first = crm.first_page(
+            session,
+            hook.base_url,
+            cfg,
+            provider=provider.id,
+            day=day,
+            tz=provider.tz,
+            sleep=lambda seconds: time.sleep(min(seconds, CRM_MAX_WAIT_S)),
+        )
     except (ExportError, ConfigError) as exc:
         look.error = sanitize(exc)
         return look
-    look.records = len(first.records)
-    look.stated_total = first.total
+    look.records = first.records
+    look.stated_total = first.stated_total
     return look
 
 
