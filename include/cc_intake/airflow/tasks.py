@@ -14,11 +14,12 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from include.cc_intake import constants as C
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
@@ -76,6 +77,20 @@ def proof_url(provider: str, day: dt.date, kind: str) -> str:
     return f"{base}/cc-intake/quality/{provider}/{day.isoformat()}/{kind}.html"
 
 
+@contextlib.contextmanager
+def day_lock(quality_dir: Path) -> Iterator[None]:
+    """Serialise proof + summary writes of one day (recordings and digital run in parallel)."""
+    import fcntl
+
+    quality_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    with (quality_dir / ".summary.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class ProviderDayMixin:
     """What every task needs: the provider, the processed day and its folders."""
 
@@ -96,6 +111,32 @@ class ProviderDayMixin:
     @staticmethod
     def token(context: Context) -> str:
         return run_token(context["dag_run"].run_id)
+
+    def keep_proof(
+        self,
+        context: Context,
+        layout: DayLayout,
+        kind: Literal["recordings", "digital"],
+        result: dict[str, Any],
+    ) -> str:
+        """Write the proof page and the day's summary, link the page from the task; its URL."""
+        from include.cc_intake.quality import write_proof, write_summary
+
+        with day_lock(layout.quality_dir):
+            _, html_path = write_proof(layout.quality_dir, kind, result)
+            write_summary(
+                layout.quality_dir,
+                provider=self.provider.id,
+                day=layout.day,
+                recordings=result if kind == "recordings" else None,
+                digital=result if kind == "digital" else None,
+            )
+        url = proof_url(self.provider.id, layout.day, kind)
+        context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
+        log.info("%s %s: proof page %s (%s)", self.provider.id, layout.day, html_path, url)
+        for warning in result.get("warnings") or []:
+            log.warning("%s %s: %s", self.provider.id, layout.day, warning)
+        return url
 
 
 @contextlib.asynccontextmanager
@@ -156,6 +197,17 @@ def parse_report_bytes(content: bytes, provider: ProviderConfig, day: dt.date) -
         return parse_report(path, provider.daily_report, provider=provider.id, day=day)
 
 
+class ProviderOperator(ProviderDayMixin, BaseOperator):
+    """Base of the provider-day operators.
+
+    :param provider: the provider's validated configuration.
+    """
+
+    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+
+
 class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
     """Wait until the day's report is published and every direction it expects is settled.
 
@@ -189,7 +241,12 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
             if content is not None:
                 expected = parse_report_bytes(content, self.provider, day).counts
             return assess_readiness(
-                first, second, cfg=cfg, day=day, now=time.time(), expected=expected,
+                first,
+                second,
+                cfg=cfg,
+                day=day,
+                now=time.time(),
+                expected=expected,
                 report_note=note,
             )
 
@@ -208,17 +265,13 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
             ) from None
 
 
-class CopyRecordingsOperator(ProviderDayMixin, BaseOperator):
+class CopyRecordingsOperator(ProviderOperator):
     """List the day once, copy new or changed recordings, write the complete manifest.
 
     :param provider: the provider's validated configuration.
     """
 
     ui_color = "#d6eaf8"
-
-    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.provider = provider
 
     def execute(self, context: Context) -> dict[str, Any]:
         from include.cc_intake.recordings import copy_day
@@ -229,7 +282,11 @@ class CopyRecordingsOperator(ProviderDayMixin, BaseOperator):
         async def run() -> Any:
             async with open_sftp(self.provider, day) as sftp:
                 return await copy_day(
-                    sftp, self.provider, day, layout=layout, token=self.token(context),
+                    sftp,
+                    self.provider,
+                    day,
+                    layout=layout,
+                    token=self.token(context),
                     on_progress=self.log.info,
                 )
 
@@ -246,17 +303,13 @@ class CopyRecordingsOperator(ProviderDayMixin, BaseOperator):
         return summary.as_dict()
 
 
-class FetchReportOperator(ProviderDayMixin, BaseOperator):
+class FetchReportOperator(ProviderOperator):
     """Land the provider's end-of-day report under reports/<provider>/<day>/ and parse it.
 
     :param provider: the provider's validated configuration.
     """
 
     ui_color = "#e8daef"
-
-    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.provider = provider
 
     def execute(self, context: Context) -> dict[str, Any]:
         day = self.day(context)
@@ -280,21 +333,7 @@ class FetchReportOperator(ProviderDayMixin, BaseOperator):
         return {"path": str(final), "counts": dict(report.counts)}
 
 
-@contextlib.contextmanager
-def day_lock(quality_dir: Path) -> Iterator[None]:
-    """Serialise proof + summary writes of one day (recordings and digital run in parallel)."""
-    import fcntl
-
-    quality_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    with (quality_dir / ".summary.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class ValidateRecordingsOperator(ProviderDayMixin, BaseOperator):
+class ValidateRecordingsOperator(ProviderOperator):
     """Reconcile the manifest with the report in Great Expectations and keep the proof.
 
     :param provider: the provider's validated configuration.
@@ -303,47 +342,33 @@ class ValidateRecordingsOperator(ProviderDayMixin, BaseOperator):
     ui_color = "#d5f5e3"
     operator_extra_links = (ProofLink(),)
 
-    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.provider = provider
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.cc_intake.quality import validate_recordings, write_proof, write_summary
+        from include.cc_intake.quality import validate_recordings
         from include.cc_intake.report import parse_report
 
         day = self.day(context)
         layout = self.layout(context)
         name = Path(render_folder(self.provider.daily_report.path, day)).name
         report = parse_report(
-            layout.reports_dir / name, self.provider.daily_report, provider=self.provider.id,
+            layout.reports_dir / name,
+            self.provider.daily_report,
+            provider=self.provider.id,
             day=day,
         )
         result = validate_recordings(layout.manifest, report, self.provider, day)
-        with day_lock(layout.quality_dir):
-            _, html_path = write_proof(layout.quality_dir, "recordings", result)
-            write_summary(layout.quality_dir, provider=self.provider.id, day=day,
-                          recordings=result)
-        url = proof_url(self.provider.id, day, "recordings")
-        context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
-        self.log.info("%s %s: proof page %s (%s)", self.provider.id, day, html_path, url)
-        for warning in result.get("warnings") or []:
-            self.log.warning("%s", warning)
+        url = self.keep_proof(context, layout, "recordings", result)
         if not result.get("success"):
             raise ReconciliationFailure(f"{result.get('failure')} — proof: {url}")
-        return {"success": True, "proof": str(html_path)}
+        return {"success": True, "proof": url}
 
 
-class ExportDigitalOperator(ProviderDayMixin, BaseOperator):
+class ExportDigitalOperator(ProviderOperator):
     """Export the day's CRM interactions to digital/<provider>/<day>/interactions.jsonl.
 
     :param provider: the provider's validated configuration (with a ``digital`` section).
     """
 
     ui_color = "#fadbd8"
-
-    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.provider = provider
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.http.hooks.http import HttpHook
@@ -359,22 +384,33 @@ class ExportDigitalOperator(ProviderDayMixin, BaseOperator):
         # because its check_response logs whole bodies, and conversations are personal data.
         session = hook.get_conn()
         result = export_day(
-            session, hook.base_url, digital, provider=self.provider.id, day=day,
-            tz=self.provider.tz, dest=layout.digital_dir / "interactions.jsonl",
+            session,
+            hook.base_url,
+            digital,
+            provider=self.provider.id,
+            day=day,
+            tz=self.provider.tz,
+            dest=layout.digital_dir / "interactions.jsonl",
             run_token=self.token(context),
         )
         self.log.info(
             "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped)",
-            self.provider.id, day, result.records, result.pages, result.stated_total,
+            self.provider.id,
+            day,
+            result.records,
+            result.pages,
+            result.stated_total,
             result.duplicates_dropped,
         )
         return {
-            "path": str(result.path), "records": result.records,
-            "stated_total": result.stated_total, "pages": result.pages,
+            "path": str(result.path),
+            "records": result.records,
+            "stated_total": result.stated_total,
+            "pages": result.pages,
         }
 
 
-class ValidateDigitalOperator(ProviderDayMixin, BaseOperator):
+class ValidateDigitalOperator(ProviderOperator):
     """Validate the exported interactions in Great Expectations and keep the proof.
 
     :param provider: the provider's validated configuration (with a ``digital`` section).
@@ -383,29 +419,22 @@ class ValidateDigitalOperator(ProviderDayMixin, BaseOperator):
     ui_color = "#d5f5e3"
     operator_extra_links = (ProofLink(),)
 
-    def __init__(self, *, provider: ProviderConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.provider = provider
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.cc_intake.quality import validate_digital, write_proof, write_summary
+        from include.cc_intake.quality import validate_digital
 
         day = self.day(context)
         layout = self.layout(context)
-        exported = context["ti"].xcom_pull(task_ids="export_digital") or {}
+        exported = context["ti"].xcom_pull(task_ids=C.TASK_EXPORT) or {}
         result = validate_digital(
-            layout.digital_dir / "interactions.jsonl", exported.get("stated_total"),
-            self.provider, day,
+            layout.digital_dir / "interactions.jsonl",
+            exported.get("stated_total"),
+            self.provider,
+            day,
         )
-        with day_lock(layout.quality_dir):
-            _, html_path = write_proof(layout.quality_dir, "digital", result)
-            write_summary(layout.quality_dir, provider=self.provider.id, day=day, digital=result)
-        url = proof_url(self.provider.id, day, "digital")
-        context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
-        self.log.info("%s %s: proof page %s (%s)", self.provider.id, day, html_path, url)
+        url = self.keep_proof(context, layout, "digital", result)
         if not result.get("success"):
             raise ValidationFailure(f"{result.get('failure')} — proof: {url}")
-        return {"success": True, "proof": str(html_path)}
+        return {"success": True, "proof": url}
 
 
 class ConfigErrorOperator(BaseOperator):

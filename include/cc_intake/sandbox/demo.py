@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import email
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
+from email import policy
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -111,14 +113,8 @@ def summarise(work: Path, results: dict[str, tuple[str, int, Path]]) -> str:
     mails = sorted((work / "sandbox" / "mail").glob("*.eml"))
     out.append(f"\nE-mails caught by the SMTP sink: {len(mails)} in {work / 'sandbox' / 'mail'}")
     for mail in mails:
-        subject = next(
-            (
-                line[9:]
-                for line in mail.read_text(errors="replace").splitlines()
-                if line.startswith("Subject: ")
-            ),
-            "?",
-        )
+        with mail.open("rb") as handle:
+            subject = email.message_from_binary_file(handle, policy=policy.default)["Subject"]
         out.append(f"    {mail.name}: {subject}")
     return "\n".join(out)
 
@@ -155,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
             results[pid] = (day.isoformat(), code, log)
         print(summarise(work, results))
     print(f"\n[demo] done in {time.monotonic() - started:.0f} s")
+    # A red day is part of the show; a provider whose pipeline never ran is a broken demo.
+    broken = [
+        pid
+        for pid, (day, _, _) in results.items()
+        if not (work / "data" / "manifests" / pid / f"{day}.csv").exists()
+    ]
+    if broken:
+        print(f"[demo] FAILED: no manifest for {', '.join(broken)}: see the run logs above")
+        return 1
     return 0
 
 
