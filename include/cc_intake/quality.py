@@ -8,7 +8,8 @@
   The top-level ``success`` is GX's verdict *and* ours (``gx_success`` keeps GX's alone);
   ``failure`` is the one-line message for the task log and the e-mail, or None.
 - :func:`write_proof` and :func:`write_summary` write ``quality/<provider>/<day>/``
-  (PRODUCT.md §7 *Proof files*) atomically; pages are self-contained HTML in French.
+  (PRODUCT.md §7 *Proof files*) atomically; the pages (self-contained HTML in French) are
+  rendered by :mod:`include.cc_intake.proof_pages`.
 
 Day status in ``summary.json`` (the overview page reads only that file):
 
@@ -28,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import html
 import json
 import os
 import secrets
@@ -44,6 +44,7 @@ from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
 from include.cc_intake.layout import FILE_MODE, make_dirs, tmp_path_for
 from include.cc_intake.messages import mask_phone
+from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
 from include.cc_intake.report import DailyReport
 
 if TYPE_CHECKING:
@@ -54,17 +55,7 @@ Status = Literal["green", "amber", "red"]
 
 ACCEPTED = ("copied", "skipped_identical")
 NAMES_IN_MESSAGE = 5  # an e-mail subject/first log line must stay readable
-NAMES_IN_PAGE = 500  # the JSON keeps everything; the page shows enough to act on
 SAMPLE_IN_RESULT = 20  # GX's partial_unexpected_* lists
-
-REASON_FR = {
-    "pattern_mismatch": "nom non conforme au motif",
-    "other_date": "autre date",
-    "empty": "fichier vide",
-    "not_regular_file": "pas un fichier ordinaire",
-    "unsafe_name": "nom dangereux",
-    "duplicate_name": "nom en double",
-}
 
 # --------------------------------------------------------------------------------------------
 # Reconciliation (pure)
@@ -438,6 +429,34 @@ def _gx_failures(result: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _with_verdict(
+    result: dict[str, Any],
+    kind: ProofKind,
+    cfg: ProviderConfig,
+    day: dt.date,
+    *,
+    ok: bool,
+    failure: str | None,
+    warnings: list[str],
+    **findings: dict[str, Any],
+) -> dict[str, Any]:
+    """GX's ``result`` with our verdict and ``findings`` added (see the module docstring)."""
+    gx_success = bool(result.get("success"))
+    result.update(
+        {
+            "success": gx_success and ok,
+            "gx_success": gx_success,
+            "kind": kind,
+            "provider": cfg.id,
+            "day": day.isoformat(),
+            "failure": failure,
+            "warnings": warnings,
+            **findings,
+        }
+    )
+    return result
+
+
 def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[dict[str, str]]:
     """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file."""
     try:
@@ -569,19 +588,16 @@ def validate_recordings(
             f"{cfg.id} {day.isoformat()}: recordings validation failed: "
             + "; ".join(_gx_failures(result))
         )
-    result.update(
-        {
-            "success": gx_success and rec.ok,
-            "gx_success": gx_success,
-            "kind": "recordings",
-            "provider": cfg.id,
-            "day": day.isoformat(),
-            "failure": failure or None,
-            "warnings": list(rec.warnings),
-            "reconciliation": rec.to_dict(),
-        }
+    return _with_verdict(
+        result,
+        "recordings",
+        cfg,
+        day,
+        ok=rec.ok,
+        failure=failure or None,
+        warnings=list(rec.warnings),
+        reconciliation=rec.to_dict(),
     )
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -832,24 +848,20 @@ def validate_digital(
     result = _run_suite(f"digital_{cfg.id}", df, expectations, ["jsonl_line", id_col])
     gx_success = bool(result.get("success"))
     clauses = checks.clauses(cfg)
-    ok = not clauses
     failure = None
     if clauses or not gx_success:
         detail = clauses or _gx_failures(result)
         failure = mask_phone(f"{cfg.id} {day.isoformat()}: digital export: " + "; ".join(detail))
-    result.update(
-        {
-            "success": gx_success and ok,
-            "gx_success": gx_success,
-            "kind": "digital",
-            "provider": cfg.id,
-            "day": day.isoformat(),
-            "failure": failure,
-            "warnings": [],
-            "checks": checks.to_dict(),
-        }
+    return _with_verdict(
+        result,
+        "digital",
+        cfg,
+        day,
+        ok=not clauses,
+        failure=failure,
+        warnings=[],
+        checks=checks.to_dict(),
     )
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -892,7 +904,8 @@ def write_proof(quality_dir: Path, kind: ProofKind, result: Mapping[str, Any]) -
     html_path = quality_dir / f"{kind}.html"
     payload = json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n"
     _atomic_write(json_path, payload.encode("utf-8"))
-    page = render_recordings_page(result) if kind == "recordings" else render_digital_page(result)
+    render = render_recordings_page if kind == "recordings" else render_digital_page
+    page = render(result, verdict(result))
     _atomic_write(html_path, page.encode("utf-8"))
     return json_path, html_path
 
@@ -969,244 +982,3 @@ def write_summary(
     path = quality_dir / "summary.json"
     _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
     return path
-
-
-# --------------------------------------------------------------------------------------------
-# HTML pages (self-contained: the operators' network may be offline, so no CDN, inline CSS)
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;
-max-width:70rem;padding:0 1rem;color:#1d2733;line-height:1.45}
-h1{font-size:1.4rem;margin-bottom:.3rem}h2{font-size:1.1rem;margin-top:2rem;
-border-bottom:1px solid #d5dbe1;padding-bottom:.2rem}
-.verdict{padding:1rem 1.2rem;border-radius:.4rem;margin:1rem 0;border-left:.5rem solid}
-.verdict strong{font-size:1.3rem;display:block}
-.green{background:#e8f6ec;border-color:#1e8e3e}.amber{background:#fff5e0;border-color:#e8a000}
-.red{background:#fdecea;border-color:#c5221f}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border:1px solid #d5dbe1;padding:.35rem .6rem;text-align:left;vertical-align:top}
-th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#1e8e3e;font-weight:600}.ko{color:#c5221f;font-weight:600}
-ul{margin:.3rem 0 .8rem}code{font-size:.92em}.muted{color:#5f6b7a;font-size:.9rem}
-"""
-
-_KIND_FR = {"summary": "rapport de synthèse", "detail": "rapport détaillé, appel par appel"}
-_STATUS_FR = {
-    "green": "CONFORME",
-    "amber": "CONFORME AVEC RÉSERVES",
-    "red": "NON CONFORME",
-}
-
-
-def _t(value: Any) -> str:
-    """Text for the page: masked phone numbers, HTML-escaped."""
-    return html.escape(mask_phone("" if value is None else str(value)))
-
-
-def _page(title: str, result: Mapping[str, Any], body: list[str]) -> str:
-    status = verdict(result)
-    head = [
-        "<!DOCTYPE html>",
-        '<html lang="fr"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_t(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_t(title)}</h1>",
-        f'<div class="verdict {status}" id="verdict" data-status="{status}">'
-        f"<strong>{_STATUS_FR[status]}</strong>",
-    ]
-    if result.get("failure"):
-        head.append(f"<p>{_t(result['failure'])}</p>")
-    for warning in result.get("warnings") or []:
-        head.append(f"<p>Avertissement : {_t(warning)}</p>")
-    head.append("</div>")
-    return "\n".join([*head, *body, _gx_table(result), _footer(result), "</body></html>"]) + "\n"
-
-
-def _items(title: str, items: Sequence[str], *, anchor: str, note: str = "") -> str:
-    count = len(items)
-    out = [f'<h2 id="{anchor}">{_t(title)} ({count})</h2>']
-    if note:
-        out.append(f'<p class="muted">{_t(note)}</p>')
-    if not items:
-        out.append("<p>Aucun.</p>")
-        return "\n".join(out)
-    out.append("<ul>")
-    out += [f"<li>{item}</li>" for item in items[:NAMES_IN_PAGE]]
-    out.append("</ul>")
-    if count > NAMES_IN_PAGE:
-        out.append(f'<p class="muted">… et {count - NAMES_IN_PAGE} autres (voir le JSON).</p>')
-    return "\n".join(out)
-
-
-def _file(entry: Mapping[str, Any], *, detail: bool = True) -> str:
-    text = f"<code>{_t(entry.get('file_name'))}</code> ({_t(entry.get('direction'))})"
-    if detail and entry.get("detail"):
-        text += f" — {_t(entry['detail'])}"
-    return text
-
-
-def render_recordings_page(result: Mapping[str, Any]) -> str:
-    """The recordings proof page: verdict, per-direction counts, then every list."""
-    rec = result.get("reconciliation") or {}
-    report = rec.get("report") or {}
-    title = f"Enregistrements — {result.get('provider')} — {result.get('day')}"
-    body = [
-        f'<p class="muted">Rapport de fin de journée : <code>{_t(report.get("source"))}</code> '
-        f"({_t(_KIND_FR.get(report.get('kind', ''), report.get('kind')))})</p>",
-        '<h2 id="counts">Attendu et reçu par sens</h2>',
-        "<table><tr><th>Sens</th><th>Attendu (rapport)</th><th>Reçu</th><th>Écart</th>"
-        "<th>Tolérance</th><th>Résultat</th></tr>",
-    ]
-    for name, d in (rec.get("directions") or {}).items():
-        mark = '<span class="ok">OK</span>' if d.get("ok") else '<span class="ko">ÉCART</span>'
-        gap = d.get("gap", 0)
-        body.append(
-            f"<tr><td>{_t(name)}</td><td class='num'>{_t(d.get('expected'))}</td>"
-            f"<td class='num'>{_t(d.get('got'))}</td><td class='num'>{gap:+d}</td>"
-            f"<td class='num'>{_t(d.get('allowed_gap'))}</td><td>{mark}</td></tr>"
-        )
-    body.append("</table>")
-
-    directions = rec.get("directions") or {}
-    detail = report.get("kind") == "detail"
-    note = "" if detail else "Rapport de synthèse : les écarts sont chiffrés, pas nommés."
-    missing = [
-        f"<code>{_t(call_id)}</code> ({_t(name)})"
-        for name, d in directions.items()
-        for call_id in d.get("missing", [])
-    ]
-    extra = [_file(e, detail=False) for d in directions.values() for e in d.get("extra", [])]
-    body.append(_items("Appels manquants (call_id)", missing, anchor="missing", note=note))
-    body.append(_items("Fichiers en trop", extra, anchor="extra", note=note))
-    duplicates = [
-        f"<code>{_t(dup['call_id'])}</code> : "
-        + ", ".join(_file(e, detail=False) for e in dup.get("files", []))
-        for dup in rec.get("duplicates", [])
-    ]
-    body.append(_items("call_id en double", duplicates, anchor="duplicates"))
-    body.append(_items("Fichiers vides", [_file(e) for e in rec.get("empty", [])], anchor="empty"))
-    body.append(
-        _items(
-            "Fichiers d'une autre date",
-            [_file(e) for e in rec.get("other_date", [])],
-            anchor="other-date",
-        )
-    )
-    if rec.get("bad_names"):
-        body.append(
-            _items(
-                "Noms non conformes acceptés",
-                [_file(e) for e in rec.get("bad_names", [])],
-                anchor="bad-names",
-            )
-        )
-    rejected = [
-        f"{_file(e, detail=False)} — {_t(REASON_FR.get(e.get('reason', ''), e.get('reason')))}"
-        for e in rec.get("rejected", [])
-    ]
-    body.append(
-        _items(
-            "Fichiers rejetés",
-            rejected,
-            anchor="rejected",
-            note="Listés pour information : un rejet seul ne fait pas échouer la journée.",
-        )
-    )
-    return _page(title, result, body)
-
-
-def render_digital_page(result: Mapping[str, Any]) -> str:
-    """The digital proof page: verdict, expected vs got, then every list."""
-    checks = result.get("checks") or {}
-    title = f"Interactions numériques — {result.get('provider')} — {result.get('day')}"
-    stated = checks.get("stated_total")
-    body = [
-        '<h2 id="counts">Attendu et reçu</h2>',
-        "<table><tr><th>Total annoncé par le CRM</th><th>Interactions exportées</th></tr>",
-        f"<tr><td class='num'>{_t(stated if stated is not None else 'non communiqué')}</td>"
-        f"<td class='num'>{_t(checks.get('records'))}</td></tr></table>",
-    ]
-    body.append(
-        _items(
-            "Identifiants en double",
-            [
-                f"<code>{_t(d['id'])}</code> (lignes {_t(', '.join(map(str, d['lines'])))})"
-                for d in checks.get("duplicate_ids", [])
-            ],
-            anchor="duplicates",
-        )
-    )
-    body.append(
-        _items(
-            "Interactions sans identifiant",
-            [f"ligne {_t(n)}" for n in checks.get("without_id", [])],
-            anchor="without-id",
-        )
-    )
-    body.append(
-        _items(
-            "Hors de la journée",
-            [
-                f"<code>{_t(x['id'])}</code> à {_t(x['timestamp'])} (ligne {_t(x['line'])})"
-                for x in checks.get("outside_day", [])
-            ],
-            anchor="outside-day",
-        )
-    )
-    body.append(
-        _items(
-            "Horodatage absent ou illisible",
-            [
-                f"<code>{_t(x['id'])}</code> : {_t(x['value'])} (ligne {_t(x['line'])})"
-                for x in checks.get("bad_timestamps", [])
-            ],
-            anchor="bad-timestamps",
-        )
-    )
-    body.append(
-        _items(
-            "Contenu vide",
-            [
-                f"<code>{_t(x['id'])}</code> (ligne {_t(x['line'])})"
-                for x in checks.get("empty_content", [])
-            ],
-            anchor="empty-content",
-        )
-    )
-    return _page(title, result, body)
-
-
-def _gx_table(result: Mapping[str, Any]) -> str:
-    rows = ['<h2 id="expectations">Contrôles Great Expectations</h2>', "<table>"]
-    rows.append("<tr><th>Contrôle</th><th>Résultat</th><th>Observé</th></tr>")
-    for item in result.get("results", []):
-        config = item.get("expectation_config", {})
-        label = config.get("description") or config.get("type")
-        res = item.get("result") or {}
-        if "observed_value" in res:
-            observed = _t(res["observed_value"])
-        else:
-            sample = [str(v) for v in (res.get("partial_unexpected_list") or [])[:10]]
-            observed = f"{_t(res.get('unexpected_count', 0))} inattendu(s)"
-            if sample:
-                observed += " : " + _t(", ".join(sample))
-        if (item.get("exception_info") or {}).get("raised_exception"):
-            observed = "erreur : " + _t(item["exception_info"].get("exception_message"))
-        mark = (
-            '<span class="ok">OK</span>' if item.get("success") else '<span class="ko">ÉCHEC</span>'
-        )
-        rows.append(f"<tr><td>{_t(label)}</td><td>{mark}</td><td>{observed}</td></tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def _footer(result: Mapping[str, Any]) -> str:
-    meta = result.get("meta") or {}
-    version = meta.get("great_expectations_version", "?")
-    when = (meta.get("run_id") or {}).get("run_time", "")
-    stats = result.get("statistics") or {}
-    return (
-        f'<p class="muted">Validé le {_t(when)} — Great Expectations {_t(version)} — '
-        f"{_t(stats.get('successful_expectations'))}/{_t(stats.get('evaluated_expectations'))} "
-        "contrôles réussis. Résultat complet : fichier JSON à côté de cette page.</p>"
-    )
