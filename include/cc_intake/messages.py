@@ -1,10 +1,11 @@
 """The operators' e-mails, in French, all in one place; and the masking applied to every text.
 
 Pure module (no Airflow): ``include.cc_intake.airflow.notify`` gathers the facts from the Airflow
-context and calls one builder here. Every builder returns an :class:`Email` whose subject reads
-``[intake][<provider>][<day>] <what is wrong>`` and whose body says what happened, what to do
-next and links to the Airflow run. Every free text (error messages, file names, details) goes
-through :func:`sanitize`: secrets are redacted and phone numbers masked (PRODUCT.md §2, §7).
+context into a :class:`Failure` and calls one builder of :data:`FAILURE_BUILDERS` with it. Every
+builder returns an :class:`Email` whose subject reads ``[intake][<provider>][<day>] <what is
+wrong>`` and whose body says what happened, what to do next and links to the Airflow run. Every
+free text (error messages, file names, details) goes through :func:`sanitize`: secrets are
+redacted and phone numbers masked (PRODUCT.md §2, §7).
 
 Phone-number heuristic of :func:`mask_phone` (precision over recall only where a date or an id
 would otherwise be mangled):
@@ -31,7 +32,7 @@ import datetime as dt
 import html
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,31 @@ class Email:
     subject: str
     body_text: str
     body_html: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """What every failure e-mail is built from: who, which day, which step, what went wrong.
+
+    :param run_link: the Airflow run's page; ``task_link`` its failed task's log page.
+    :param task_id: the failed step; absent only for a :func:`config_error`.
+    :param error: the error text (sanitized when shown).
+    :param try_number: how many tries the step had, when known.
+    :param details: structured facts from the exception; each builder documents its keys.
+    :param proof_link: the day's proof page(s), for :func:`reconciliation_failed` and
+        :func:`validation_failed`.
+    """
+
+    provider_id: str
+    provider_name: str
+    day: dt.date | str
+    run_link: str
+    error: object
+    task_id: str | None = None
+    try_number: int | None = None
+    details: Mapping[str, Any] | None = None
+    task_link: str | None = None
+    proof_link: str | None = None
 
 
 # Blocks shared by the text and HTML renderings, so that both always say the same thing.
@@ -364,6 +390,10 @@ def rerun_instructions(provider_id: str, day: dt.date | str, task_id: str | None
     )
 
 
+def _rerun(failure: Failure) -> str:
+    return rerun_instructions(failure.provider_id, failure.day, failure.task_id)
+
+
 def _value(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{_label(k)} {_value(v)}" for k, v in value.items())
@@ -383,7 +413,7 @@ def _bullets(values: Iterable[Any], *, limit: int = 20) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _other_details(details: Mapping[str, Any] | None, known: set[str]) -> list[_Block]:
+def _other_details(details: Mapping[str, Any] | None, known: Collection[str]) -> list[_Block]:
     rest = [(k, v) for k, v in (details or {}).items() if k not in known and v not in (None, "")]
     if not rest:
         return []
@@ -503,109 +533,97 @@ def deadline_missed(
     return _email(provider_id, day, SUBJECTS["deadline"], blocks)
 
 
-def recordings_not_ready(
+def _tries(failure: Failure) -> str:
+    """How a lead sentence ends: after how many tries the step gave up, when known."""
+    return f" après {int(failure.try_number)} tentative(s)." if failure.try_number else "."
+
+
+def _failure_email(
+    failure: Failure,
+    what: str,
     *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
+    lead: str,
+    todo: Sequence[str],
+    facts: Sequence[_Block] = (),
+    known: Collection[str] = (),
+    proof: str | None = None,
 ) -> Email:
+    """The layout every failure e-mail shares, so they differ only in what they say.
+
+    Header, ``lead``, the e-mail's own ``facts``, the error, the ``details`` no fact block
+    showed (``known`` are those it did), the numbered ``todo``, then the links.
+    """
+    f = failure
+    blocks: list[_Block] = [
+        _header(
+            provider_id=f.provider_id,
+            provider_name=f.provider_name,
+            day=f.day,
+            task_id=f.task_id,
+            try_number=f.try_number,
+        ),
+        _Para(lead),
+        *facts,
+        *_error_block(f.error),
+        *_other_details(f.details, known),
+        _List("Que faire", tuple(todo), ordered=True),
+    ]
+    if proof:
+        blocks.append(_Link("Page de preuve", sanitize(proof, limit=500)))
+    blocks += _links(f.run_link, f.task_link)
+    return _email(f.provider_id, f.day, what, blocks)
+
+
+def recordings_not_ready(failure: Failure) -> Email:
     """The day's recordings were absent or still moving when ``wait_timeout`` ran out.
 
     ``details`` may carry ``directions`` ({direction: what was seen}) and ``waited``.
     """
-    details = details or {}
-    name = sanitize(provider_name, limit=120)
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
-        ),
-        _Para(
-            f"Les enregistrements du {_day_key(day)} ne sont pas disponibles (absents ou encore "
-            f"en cours d'écriture) sur le serveur SFTP du prestataire {name} à la fin du délai "
-            "d'attente"
-            + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
-        ),
-    ]
+    details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
+    facts: list[_Block] = []
     directions = details.get("directions")
     if isinstance(directions, Mapping) and directions:
-        blocks.append(
+        facts.append(
             _List(
                 "Ce qui a été vu, par sens d'appel",
                 tuple(f"{sanitize(d, limit=40)} : {_value(v)}" for d, v in directions.items()),
             )
         )
-    blocks += _error_block(error)
-    blocks += _other_details(details, {"directions", "waited"})
-    blocks += [
-        _List(
-            "Que faire",
-            (
-                f"Contacter le prestataire {name} : son script de dépôt a-t-il tourné pour le "
-                f"{_day_key(day)} ? "
-                "Les fichiers doivent être dans les dossiers configurés (ENTRANTS, SORTANTS).",
-                "Vérifier ce que le serveur montre : make check "
-                f"PROVIDER={sanitize(provider_id, limit=80)} DATE={_day_key(day)} (ne copie rien).",
-                "Quand les fichiers sont là : " + rerun_instructions(provider_id, day, task_id),
-            ),
-            ordered=True,
+    return _failure_email(
+        failure,
+        SUBJECTS["not_ready"],
+        lead=(
+            f"Les enregistrements du {day} ne sont pas disponibles (absents ou encore "
+            f"en cours d'écriture) sur le serveur SFTP du prestataire {name} à la fin du délai "
+            "d'attente"
+            + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
         ),
-        *_links(run_link, task_link),
-    ]
-    return _email(provider_id, day, SUBJECTS["not_ready"], blocks)
+        facts=facts,
+        known={"directions", "waited"},
+        todo=(
+            f"Contacter le prestataire {name} : son script de dépôt a-t-il tourné pour le {day} ? "
+            "Les fichiers doivent être dans les dossiers configurés (ENTRANTS, SORTANTS).",
+            "Vérifier ce que le serveur montre : make check "
+            f"PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day} (ne copie rien).",
+            "Quand les fichiers sont là : " + _rerun(failure),
+        ),
+    )
 
 
-def copy_failed(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-    host_key: bool = False,
-) -> Email:
+def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
     """A copy failed after its retries; ``details['files']`` lists the files concerned.
 
     :param host_key: the server's host key is unknown or changed: a different next step.
     """
-    details = details or {}
-    name = sanitize(provider_name, limit=120)
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
-        ),
-        _Para(
-            f"La copie des enregistrements du {_day_key(day)} depuis le serveur SFTP du "
-            f"prestataire {name} a échoué"
-            + (f" après {int(try_number)} tentative(s)." if try_number else ".")
-            + " Les fichiers déjà copiés sont complets et conservés ; aucun fichier partiel "
-            "n'est visible sous son nom final."
-        ),
-    ]
+    details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
     files = details.get("files")
+    facts: list[_Block] = []
     if files:
-        blocks.append(
+        facts.append(
             _List("Fichiers concernés", _bullets(files if not isinstance(files, str) else [files]))
         )
-    blocks += _error_block(error)
-    blocks += _other_details(details, {"files"})
     if host_key:
         first = (
             "La clé d'hôte SSH du serveur est inconnue ou a changé. Vérifier auprès du "
@@ -615,96 +633,58 @@ def copy_failed(
     else:
         first = (
             "Vérifier que le serveur SFTP répond et que nos identifiants sont valides : "
-            f"make check PROVIDER={sanitize(provider_id, limit=80)} DATE={_day_key(day)} "
+            f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day} "
             "(ne copie rien) ; vérifier aussi l'espace disque de la racine des données."
         )
-    blocks += [
-        _List("Que faire", (first, rerun_instructions(provider_id, day, task_id)), ordered=True),
-        *_links(run_link, task_link),
-    ]
-    return _email(provider_id, day, SUBJECTS["host_key" if host_key else "copy"], blocks)
-
-
-def report_failed(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-) -> Email:
-    """The provider's end-of-day report is missing or malformed: nothing can be reconciled."""
-    name = sanitize(provider_name, limit=120)
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
+    return _failure_email(
+        failure,
+        SUBJECTS["host_key" if host_key else "copy"],
+        lead=(
+            f"La copie des enregistrements du {day} depuis le serveur SFTP du "
+            f"prestataire {name} a échoué"
+            + _tries(failure)
+            + " Les fichiers déjà copiés sont complets et conservés ; aucun fichier partiel "
+            "n'est visible sous son nom final."
         ),
-        _Para(
-            f"Le rapport de fin de journée du {_day_key(day)} du prestataire {name} est absent "
+        facts=facts,
+        known={"files"},
+        todo=(first, _rerun(failure)),
+    )
+
+
+def report_failed(failure: Failure) -> Email:
+    """The provider's end-of-day report is missing or malformed: nothing can be reconciled."""
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
+    return _failure_email(
+        failure,
+        SUBJECTS["report"],
+        lead=(
+            f"Le rapport de fin de journée du {day} du prestataire {name} est absent "
             "ou illisible : "
             "le nombre d'enregistrements copiés n'a pas pu être rapproché des appels déclarés."
         ),
-        *_error_block(error),
-        *_other_details(details, set()),
-        _List(
-            "Que faire",
-            (
-                f"Demander au prestataire {name} de publier (ou corriger) le rapport du "
-                f"{_day_key(day)} à "
-                "l'emplacement configuré ; le message d'erreur dit ce qui était attendu.",
-                rerun_instructions(provider_id, day, task_id),
-            ),
-            ordered=True,
+        todo=(
+            f"Demander au prestataire {name} de publier (ou corriger) le rapport du {day} à "
+            "l'emplacement configuré ; le message d'erreur dit ce qui était attendu.",
+            _rerun(failure),
         ),
-        *_links(run_link, task_link),
-    ]
-    return _email(provider_id, day, SUBJECTS["report"], blocks)
+    )
 
 
-def _check_failed(
-    kind: str,
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None,
-    details: Mapping[str, Any] | None,
-    task_link: str | None,
-    proof_link: str | None,
-) -> Email:
-    details = details or {}
-    name = sanitize(provider_name, limit=120)
+def _check_failed(kind: str, failure: Failure) -> Email:
+    details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
     if kind == "reconciliation":
         lead = (
-            f"Les enregistrements copiés pour le {_day_key(day)} ne correspondent pas au rapport "
+            f"Les enregistrements copiés pour le {day} ne correspondent pas au rapport "
             f"de fin de journée du prestataire {name}."
         )
     else:
         lead = (
-            f"La validation des données du {_day_key(day)} du prestataire {name} a échoué : "
+            f"La validation des données du {day} du prestataire {name} a échoué : "
             "les comptes ou la structure ne sont pas ceux attendus."
         )
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
-        ),
-        _Para(lead),
-    ]
+    facts: list[_Block] = []
     counts: dict[str, Any] = {}
     for key in ("counts", "recordings"):
         if isinstance(details.get(key), Mapping):
@@ -712,123 +692,57 @@ def _check_failed(
     if isinstance(details.get("digital"), Mapping):
         counts["Interactions digitales"] = details["digital"]
     if counts:
-        blocks.append(_List("Attendu et reçu", _counts_lines(counts)))
+        facts.append(_List("Attendu et reçu", _counts_lines(counts)))
     gaps = details.get("gaps")
     if isinstance(gaps, Mapping):
         for gap, names in gaps.items():
             if names:
                 listed = [names] if isinstance(names, (str, int)) else list(names)
-                blocks.append(_List(f"Enregistrements {_label(gap)}", _bullets(listed)))
+                facts.append(_List(f"Enregistrements {_label(gap)}", _bullets(listed)))
     failed = details.get("failed_expectations")
     if failed:
-        blocks.append(
+        facts.append(
             _List(
                 "Contrôles en échec", _bullets(failed if not isinstance(failed, str) else [failed])
             )
         )
-    blocks += _error_block(error)
-    blocks += _other_details(
-        details, {"counts", "recordings", "digital", "gaps", "failed_expectations", "proof"}
-    )
-    proof = proof_link or (str(details["proof"]) if details.get("proof") else None)
-    blocks += [
-        _List(
-            "Que faire",
-            (
-                "Ouvrir la page de preuve du jour (lien ci-dessous) : elle détaille, par sens "
-                "d'appel, les fichiers manquants, en trop, en double, vides ou rejetés.",
-                f"Si des fichiers manquent : demander au prestataire {name} de les déposer. "
-                "Si le rapport est faux : demander un rapport corrigé. Si l'écart est accepté, "
-                "ajuster la tolérance (daily_report.tolerance) du prestataire.",
-                rerun_instructions(provider_id, day, task_id),
-            ),
-            ordered=True,
+    return _failure_email(
+        failure,
+        SUBJECTS[kind],
+        lead=lead,
+        facts=facts,
+        known={"counts", "recordings", "digital", "gaps", "failed_expectations", "proof"},
+        todo=(
+            "Ouvrir la page de preuve du jour (lien ci-dessous) : elle détaille, par sens "
+            "d'appel, les fichiers manquants, en trop, en double, vides ou rejetés.",
+            f"Si des fichiers manquent : demander au prestataire {name} de les déposer. "
+            "Si le rapport est faux : demander un rapport corrigé. Si l'écart est accepté, "
+            "ajuster la tolérance (daily_report.tolerance) du prestataire.",
+            _rerun(failure),
         ),
-    ]
-    if proof:
-        blocks.append(_Link("Page de preuve", sanitize(proof, limit=500)))
-    blocks += _links(run_link, task_link)
-    return _email(provider_id, day, SUBJECTS[kind], blocks)
+        proof=failure.proof_link or (str(details["proof"]) if details.get("proof") else None),
+    )
 
 
-def reconciliation_failed(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-    proof_link: str | None = None,
-) -> Email:
+def reconciliation_failed(failure: Failure) -> Email:
     """Copied recordings do not match the report.
 
     ``details``: ``counts``/``recordings`` ({direction: {expected, got}}), ``digital``
     ({expected, got}), ``gaps`` ({missing|extra|duplicate|empty|rejected: [names]}).
     """
-    return _check_failed(
-        "reconciliation",
-        provider_id=provider_id,
-        provider_name=provider_name,
-        day=day,
-        run_link=run_link,
-        task_id=task_id,
-        error=error,
-        try_number=try_number,
-        details=details,
-        task_link=task_link,
-        proof_link=proof_link,
-    )
+    return _check_failed("reconciliation", failure)
 
 
-def validation_failed(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-    proof_link: str | None = None,
-) -> Email:
+def validation_failed(failure: Failure) -> Email:
     """A validation suite failed; same ``details`` as :func:`reconciliation_failed` plus
     ``failed_expectations`` (a list of short descriptions)."""
-    return _check_failed(
-        "validation",
-        provider_id=provider_id,
-        provider_name=provider_name,
-        day=day,
-        run_link=run_link,
-        task_id=task_id,
-        error=error,
-        try_number=try_number,
-        details=details,
-        task_link=task_link,
-        proof_link=proof_link,
-    )
+    return _check_failed("validation", failure)
 
 
-def export_failed(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-) -> Email:
+def export_failed(failure: Failure) -> Email:
     """The CRM export failed; ``details`` may carry ``url`` (path, no secrets) and ``status``."""
-    details = details or {}
-    name = sanitize(provider_name, limit=120)
+    details = failure.details or {}
+    name = sanitize(failure.provider_name, limit=120)
     status = details.get("status")
     if isinstance(status, int) and status in (401, 403):
         advice = (
@@ -845,125 +759,71 @@ def export_failed(
             f"Le CRM du prestataire {name} est indisponible ou a renvoyé une page invalide : "
             "vérifier auprès du prestataire qu'il répond, puis relancer."
         )
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
-        ),
-        _Para(
-            "L'export CRM des interactions digitales (chats, e-mails, messages) du "
-            f"{_day_key(day)} du prestataire {name} a échoué"
-            + (f" après {int(try_number)} tentative(s)." if try_number else ".")
-        ),
-    ]
     facts = [
         (_label(k), _value(details[k]))
         for k in ("url", "status")
         if details.get(k) not in (None, "")
     ]
-    if facts:
-        blocks.append(_Facts(tuple(facts)))
-    blocks += _error_block(error)
-    blocks += _other_details(details, {"url", "status"})
-    blocks += [
-        _List("Que faire", (advice, rerun_instructions(provider_id, day, task_id)), ordered=True),
-        *_links(run_link, task_link),
-    ]
-    return _email(provider_id, day, SUBJECTS["export"], blocks)
+    return _failure_email(
+        failure,
+        SUBJECTS["export"],
+        lead=(
+            "L'export CRM des interactions digitales (chats, e-mails, messages) du "
+            f"{_day_key(failure.day)} du prestataire {name} a échoué" + _tries(failure)
+        ),
+        facts=[_Facts(tuple(facts))] if facts else [],
+        known={"url", "status"},
+        todo=(advice, _rerun(failure)),
+    )
 
 
-def task_failed(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    task_id: str,
-    error: object,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-) -> Email:
+def task_failed(failure: Failure) -> Email:
     """Fallback for a failure no other e-mail describes."""
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
+    step = sanitize(failure.task_id, limit=120)
+    return _failure_email(
+        failure,
+        f"{SUBJECTS['task']} ({step})",
+        lead=(
+            f"L'étape « {step} » de l'ingestion du {_day_key(failure.day)} de "
+            f"{sanitize(failure.provider_name, limit=120)} a échoué" + _tries(failure)
         ),
-        _Para(
-            f"L'étape « {sanitize(task_id, limit=120)} » de l'ingestion du {_day_key(day)} de "
-            f"{sanitize(provider_name, limit=120)} a échoué"
-            + (f" après {int(try_number)} tentative(s)." if try_number else ".")
+        todo=(
+            "Lire le journal de la tâche (lien ci-dessous) : sa première erreur dit quel "
+            "fichier ou quelle adresse pose problème et ce qui était attendu.",
+            "Corriger la cause, puis : " + _rerun(failure),
         ),
-        *_error_block(error),
-        *_other_details(details, set()),
-        _List(
-            "Que faire",
-            (
-                "Lire le journal de la tâche (lien ci-dessous) : sa première erreur dit quel "
-                "fichier ou quelle adresse pose problème et ce qui était attendu.",
-                "Corriger la cause, puis : " + rerun_instructions(provider_id, day, task_id),
-            ),
-            ordered=True,
-        ),
-        *_links(run_link, task_link),
-    ]
-    return _email(provider_id, day, f"{SUBJECTS['task']} ({sanitize(task_id, limit=120)})", blocks)
+    )
 
 
-def config_error(
-    *,
-    provider_id: str,
-    provider_name: str,
-    day: dt.date | str,
-    run_link: str,
-    error: object,
-    task_id: str | None = None,
-    try_number: int | None = None,
-    details: Mapping[str, Any] | None = None,
-    task_link: str | None = None,
-) -> Email:
-    """The provider YAML (or a run's ``target_date``) is invalid; ``details['file']`` names it."""
-    blocks: list[_Block] = [
-        _header(
-            provider_id=provider_id,
-            provider_name=provider_name,
-            day=day,
-            task_id=task_id,
-            try_number=try_number,
-        ),
-        _Para(
-            f"La configuration du prestataire {sanitize(provider_name, limit=120)} est "
+def config_error(failure: Failure) -> Email:
+    """The provider YAML (or a run's ``target_date``) is invalid; ``details['file']`` names it.
+
+    ``day`` may be the raw ``target_date`` or ``"inconnue"``, and ``task_id`` may be absent.
+    """
+    provider_id = failure.provider_id
+    return _failure_email(
+        failure,
+        SUBJECTS["config"],
+        lead=(
+            f"La configuration du prestataire {sanitize(failure.provider_name, limit=120)} est "
             "invalide : aucune journée de ce prestataire ne peut être traitée tant qu'elle "
             "n'est pas corrigée. "
             "Les autres prestataires ne sont pas affectés."
         ),
-        *_error_block(error),
-        *_other_details(details, set()),
-        _List(
-            "Que faire",
-            (
-                "Corriger le fichier et le champ nommés dans le message d'erreur (fichier YAML "
-                "du prestataire dans include/providers/, ou la date target_date de l'exécution).",
-                f"Vérifier : make check PROVIDER={sanitize(provider_id, limit=80)} ; le DAG "
-                f"{_dag_id(provider_id)} redevient normal à la prochaine lecture des DAGs.",
-                "Puis relancer les journées manquées : " + rerun_instructions(provider_id, day),
-            ),
-            ordered=True,
+        todo=(
+            "Corriger le fichier et le champ nommés dans le message d'erreur (fichier YAML "
+            "du prestataire dans include/providers/, ou la date target_date de l'exécution).",
+            f"Vérifier : make check PROVIDER={sanitize(provider_id, limit=80)} ; le DAG "
+            f"{_dag_id(provider_id)} redevient normal à la prochaine lecture des DAGs.",
+            # Every day of the provider is blocked, not one step: no task to name here.
+            "Puis relancer les journées manquées : " + rerun_instructions(provider_id, failure.day),
         ),
-        *_links(run_link, task_link),
-    ]
-    return _email(provider_id, day, SUBJECTS["config"], blocks)
+    )
 
 
-# Failure kind → builder; every builder takes the keyword arguments of :func:`task_failed`.
-FAILURE_BUILDERS: dict[str, Callable[..., Email]] = {
+# Failure kind → builder, the one dispatch table (notify picks the kind from the exception; an
+# unknown host key is ``copy_failed(failure, host_key=True)``).
+FAILURE_BUILDERS: dict[str, Callable[[Failure], Email]] = {
     "not_ready": recordings_not_ready,
     "copy": copy_failed,
     "report": report_failed,

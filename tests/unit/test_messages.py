@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from typing import Any
 
 import pytest
 
 from include.cc_intake import messages
-from include.cc_intake.messages import Email, mask_phone, redact_secrets, sanitize
+from include.cc_intake.messages import Email, Failure, mask_phone, redact_secrets, sanitize
 
 RUN_LINK = "https://airflow.example.com/dags/ingest_acme_abidjan/runs/scheduled__2026-11-26"
 TASK_LINK = RUN_LINK + "/tasks/copy_recordings"
 DAY = dt.date(2026, 11, 25)
-COMMON = {"provider_id": "acme_abidjan", "provider_name": "ACME Abidjan", "day": DAY}
+COMMON: dict[str, Any] = {
+    "provider_id": "acme_abidjan",
+    "provider_name": "ACME Abidjan",
+    "day": DAY,
+}
 # An error text as a careless library might write it: a caller number, a file named after it,
 # credentials in a URL, a token in a query string and a password in a JSON body.
 LEAKY_ERROR = (
@@ -42,15 +47,20 @@ FAILURES = [
 ]
 
 
+def _failure(**facts: Any) -> Failure:
+    """The facts of a failure of ACME Abidjan on :data:`DAY`; ``facts`` override them."""
+    return Failure(**{**COMMON, "run_link": RUN_LINK, **facts})
+
+
 def _render(kind: str, **extra: object) -> Email:
     return messages.FAILURE_BUILDERS[kind](
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="copy_recordings",
-        error=LEAKY_ERROR,
-        try_number=3,
-        task_link=TASK_LINK,
-        **extra,
+        _failure(
+            task_id="copy_recordings",
+            error=LEAKY_ERROR,
+            try_number=3,
+            task_link=TASK_LINK,
+            **extra,
+        )
     )
 
 
@@ -93,12 +103,7 @@ def test_every_builder_is_rendered_by_the_parametrized_tests():
 
 def test_html_escapes_error_text():
     email = _render("task", details=None)
-    bad = messages.task_failed(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="t",
-        error="<script>alert(1)</script> & <b>",
-    )
+    bad = messages.task_failed(_failure(task_id="t", error="<script>alert(1)</script> & <b>"))
 
     assert "<script>" not in bad.body_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;" in bad.body_html
@@ -159,19 +164,19 @@ def test_deadline_email_without_step_information_still_has_link_and_next_step():
 
 def test_reconciliation_email_lists_expected_and_got_per_direction_and_the_proof_page():
     email = messages.reconciliation_failed(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="reconcile_recordings",
-        error="ReconciliationError: ENTRANTS 118 copied, report says 120",
-        details={
-            "recordings": {
-                "ENTRANTS": {"expected": 120, "got": 118},
-                "SORTANTS": {"expected": 40, "got": 40},
+        _failure(
+            task_id="reconcile_recordings",
+            error="ReconciliationError: ENTRANTS 118 copied, report says 120",
+            details={
+                "recordings": {
+                    "ENTRANTS": {"expected": 120, "got": 118},
+                    "SORTANTS": {"expected": 40, "got": 40},
+                },
+                "digital": {"expected": 12, "got": 12},
+                "gaps": {"missing": ["20261125_101010_AG1_0712345678.wav"], "duplicate": []},
             },
-            "digital": {"expected": 12, "got": 12},
-            "gaps": {"missing": ["20261125_101010_AG1_0712345678.wav"], "duplicate": []},
-        },
-        proof_link="/data/quality/acme_abidjan/2026-11-25/recordings.html",
+            proof_link="/data/quality/acme_abidjan/2026-11-25/recordings.html",
+        )
     )
 
     text = email.body_text
@@ -186,11 +191,11 @@ def test_reconciliation_email_lists_expected_and_got_per_direction_and_the_proof
 
 def test_validation_email_lists_failed_expectations():
     email = messages.validation_failed(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="validate_day",
-        error="ValidationError: 2 expectations failed",
-        details={"failed_expectations": ["call_id unique", "size_bytes > 0"]},
+        _failure(
+            task_id="validate_day",
+            error="ValidationError: 2 expectations failed",
+            details={"failed_expectations": ["call_id unique", "size_bytes > 0"]},
+        )
     )
 
     assert "Contrôles en échec :\n  - call_id unique\n  - size_bytes > 0" in email.body_text
@@ -198,17 +203,17 @@ def test_validation_email_lists_failed_expectations():
 
 def test_not_ready_email_shows_what_was_seen_per_direction():
     email = messages.recordings_not_ready(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="wait_for_recordings",
-        error="RecordingsNotReady: SORTANTS folder /exports/outbound/20261125 is empty",
-        details={
-            "waited": "4h",
-            "directions": {
-                "ENTRANTS": {"seen": 118, "ready": 117, "settling": 1},
-                "SORTANTS": "dossier absent",
+        _failure(
+            task_id="wait_for_recordings",
+            error="RecordingsNotReady: SORTANTS folder /exports/outbound/20261125 is empty",
+            details={
+                "waited": "4h",
+                "directions": {
+                    "ENTRANTS": {"seen": 118, "ready": 117, "settling": 1},
+                    "SORTANTS": "dossier absent",
+                },
             },
-        },
+        )
     )
 
     text = email.body_text
@@ -220,12 +225,12 @@ def test_not_ready_email_shows_what_was_seen_per_direction():
 def test_copy_email_lists_files_and_caps_long_lists():
     files = [f"20261125_1010{i:02d}_AG1_C{i}.wav" for i in range(25)]
     email = messages.copy_failed(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="copy_recordings",
-        error="TransferError: connection lost",
-        try_number=3,
-        details={"files": files},
+        _failure(
+            task_id="copy_recordings",
+            error="TransferError: connection lost",
+            try_number=3,
+            details={"files": files},
+        )
     )
 
     assert "a échoué après 3 tentative(s)." in email.body_text
@@ -236,10 +241,10 @@ def test_copy_email_lists_files_and_caps_long_lists():
 
 def test_host_key_email_has_its_own_subject_and_advice():
     email = messages.copy_failed(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="copy_recordings",
-        error="HostKeyError: host key of sftp.acme.example changed",
+        _failure(
+            task_id="copy_recordings",
+            error="HostKeyError: host key of sftp.acme.example changed",
+        ),
         host_key=True,
     )
 
@@ -258,11 +263,11 @@ def test_host_key_email_has_its_own_subject_and_advice():
 )
 def test_export_email_advice_depends_on_the_http_status(status, advice):
     email = messages.export_failed(
-        **COMMON,
-        run_link=RUN_LINK,
-        task_id="export_digital",
-        error="ExportError: GET /api/export/interactions failed",
-        details={"url": "/api/export/interactions", "status": status},
+        _failure(
+            task_id="export_digital",
+            error="ExportError: GET /api/export/interactions failed",
+            details={"url": "/api/export/interactions", "status": status},
+        )
     )
 
     assert advice in email.body_text
@@ -271,11 +276,12 @@ def test_export_email_advice_depends_on_the_http_status(status, advice):
 
 def test_config_error_email_accepts_an_unknown_day():
     email = messages.config_error(
-        provider_id="acme_abidjan",
-        provider_name="acme_abidjan",
-        day="inconnue",
-        run_link=RUN_LINK,
-        error="include/providers/acme_abidjan.yaml: invalid provider configuration:\n  deadline: …",
+        _failure(
+            provider_name="acme_abidjan",
+            day="inconnue",
+            error="include/providers/acme_abidjan.yaml: invalid provider configuration:\n"
+            "  deadline: …",
+        )
     )
 
     assert email.subject == "[intake][acme_abidjan][inconnue] configuration du prestataire invalide"
@@ -284,13 +290,13 @@ def test_config_error_email_accepts_an_unknown_day():
 
 
 def test_non_http_link_is_not_made_clickable():
-    email = messages.task_failed(**COMMON, run_link="javascript:alert(1)", task_id="t", error="x")
+    email = messages.task_failed(_failure(run_link="javascript:alert(1)", task_id="t", error="x"))
 
     assert 'href="javascript' not in email.body_html
 
 
 def test_long_error_text_is_truncated():
-    email = messages.task_failed(**COMMON, run_link=RUN_LINK, task_id="t", error="x" * 10_000)
+    email = messages.task_failed(_failure(task_id="t", error="x" * 10_000))
 
     assert "x" * 3000 in email.body_text
     assert "x" * 3001 not in email.body_text

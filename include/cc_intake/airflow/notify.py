@@ -224,26 +224,27 @@ def failure_email(
     kind = classify_failure(exception, task_id)
     raw = getattr(exception, "details", None)
     details: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
-    base = base_url()
-    common: dict[str, Any] = {
-        "provider_id": provider_id,
-        "provider_name": provider_name,
-        "day": day,
-        "run_link": run_link(dag_id, run_id, base=base),
-        "task_id": task_id,
-        "error": _error_text(exception),
-        "try_number": try_number if isinstance(try_number, int) else None,
-        "details": details,
-        "task_link": task_link(dag_id, run_id, task_id, base=base),
-    }
+    proof = None
     if kind in ("reconciliation", "validation"):
         found, proof = proof_facts(provider_id, day)
         for key, value in found.items():
             details.setdefault(key, value)
-        return messages.FAILURE_BUILDERS[kind](**common, proof_link=proof)
+    base = base_url()
+    failure = messages.Failure(
+        provider_id=provider_id,
+        provider_name=provider_name,
+        day=day,
+        run_link=run_link(dag_id, run_id, base=base),
+        task_id=task_id,
+        error=_error_text(exception),
+        try_number=try_number if isinstance(try_number, int) else None,
+        details=details,
+        task_link=task_link(dag_id, run_id, task_id, base=base),
+        proof_link=proof,
+    )
     if kind == "host_key":
-        return messages.copy_failed(**common, host_key=True)
-    return messages.FAILURE_BUILDERS[kind](**common)
+        return messages.copy_failed(failure, host_key=True)
+    return messages.FAILURE_BUILDERS[kind](failure)
 
 
 def send_email(
