@@ -39,6 +39,7 @@ import requests
 from include.cc_intake.config import DigitalConfig
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ConfigError, ExportError
+from include.cc_intake.layout import tmp_path_for
 
 log = logging.getLogger(__name__)
 
@@ -597,8 +598,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def temp_path(dest: Path, run_token: str) -> Path:
-    """The run-unique temporary name beside ``dest`` (housekeeping can match ``.*.tmp``)."""
-    return dest.with_name(f".{dest.name}.{_safe_token(run_token)}.tmp")
+    """The run-unique temporary name beside ``dest`` (swept like every other: layout.py)."""
+    return tmp_path_for(dest, _safe_token(run_token))
 
 
 def _check_config(cfg: DigitalConfig, provider: str) -> None:

@@ -32,7 +32,13 @@ from include.cc_intake.errors import (
     TransferError,
     ValidationError,
 )
-from include.cc_intake.layout import DayLayout, atomic_writer, data_root, run_token
+from include.cc_intake.layout import (
+    DayLayout,
+    atomic_writer,
+    data_root,
+    remove_stale_tmp,
+    run_token,
+)
 from include.cc_intake.naming import render_folder
 
 if TYPE_CHECKING:
@@ -393,6 +399,7 @@ class ExportDigitalOperator(ProviderOperator):
             dest=layout.digital_dir / "interactions.jsonl",
             run_token=self.token(context),
         )
+        remove_stale_tmp(layout.root / "digital" / self.provider.id)
         self.log.info(
             "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped)",
             self.provider.id,
