@@ -9,6 +9,7 @@ operators' network may be offline, so no CDN and no link out: the CSS is inline.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -180,9 +181,13 @@ def render_digital_page(result: Mapping[str, Any], status: Status) -> str:
 # Building blocks
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _t(value: Any) -> str:
-    """Text for the page: masked phone numbers, HTML-escaped."""
-    return html.escape(mask_phone("" if value is None else str(value)))
+    """Text for the page: masked phone numbers, control characters shown as \\xNN, escaped."""
+    text = mask_phone("" if value is None else str(value))
+    return html.escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 def _fr(labels: Mapping[str, str], value: Any) -> str:

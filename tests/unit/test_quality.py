@@ -818,3 +818,9 @@ def test_non_audio_recordings_are_a_warning_not_a_failure() -> None:
     assert rec.ok
     assert any("1 recording(s) truncated or not audio" in w for w in rec.warnings)
     assert any(rows[0]["file_name"] in w for w in rec.warnings)
+
+
+def test_pages_show_control_characters_escaped() -> None:
+    from include.cc_intake.proof_pages import _t
+
+    assert _t("C1\x1b[2K.wav <b>") == "C1\\x1b[2K.wav &lt;b&gt;"
