@@ -377,10 +377,25 @@ def _dag_id(provider_id: str) -> str:
     return f"ingest_{sanitize(provider_id, limit=80)}"
 
 
-def rerun_instructions(provider_id: str, day: dt.date | str, task_id: str | None = None) -> str:
-    """How to re-run the day, in one sentence with the exact command (README operator guide)."""
+def rerun_instructions(
+    provider_id: str,
+    day: dt.date | str,
+    task_id: str | None = None,
+    *,
+    whole_run: bool = False,
+) -> str:
+    """How to re-run the day, in one sentence with the exact command (README operator guide).
+
+    ``whole_run``: a validation reads what earlier steps fetched (the report, the export), so
+    after the provider fixes its data the whole run must be cleared, not the failed task.
+    """
     key = _day_key(day)
-    what = f"la tâche « {sanitize(task_id, limit=120)} »" if task_id else "la tâche en échec"
+    if whole_run:
+        what = "l'exécution entière (pour relire le rapport et l'export corrigés)"
+    elif task_id:
+        what = f"la tâche « {sanitize(task_id, limit=120)} »"
+    else:
+        what = "la tâche en échec"
     conf = json.dumps({"target_date": key})
     return (
         f"Relancer la journée : dans Airflow, ouvrir l'exécution (lien ci-dessous), sélectionner "
@@ -390,8 +405,10 @@ def rerun_instructions(provider_id: str, day: dt.date | str, task_id: str | None
     )
 
 
-def _rerun(failure: Failure) -> str:
-    return rerun_instructions(failure.provider_id, failure.day, failure.task_id)
+def _rerun(failure: Failure, *, whole_run: bool = False) -> str:
+    return rerun_instructions(
+        failure.provider_id, failure.day, failure.task_id, whole_run=whole_run
+    )
 
 
 def _value(value: Any) -> str:
@@ -718,7 +735,7 @@ def _check_failed(kind: str, failure: Failure) -> Email:
             f"Si des fichiers manquent : demander au prestataire {name} de les déposer. "
             "Si le rapport est faux : demander un rapport corrigé. Si l'écart est accepté, "
             "ajuster la tolérance (daily_report.tolerance) du prestataire.",
-            _rerun(failure),
+            _rerun(failure, whole_run=True),
         ),
         proof=failure.proof_link or (str(details["proof"]) if details.get("proof") else None),
     )

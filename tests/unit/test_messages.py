@@ -187,6 +187,9 @@ def test_reconciliation_email_lists_expected_and_got_per_direction_and_the_proof
     assert "20261125_101010_AG1_******78.wav" in text
     assert "Enregistrements en double" not in text  # an empty gap list is not shown
     assert "Page de preuve : /data/quality/acme_abidjan/2026-11-25/recordings.html" in text
+    # The report was fetched by an earlier step: clearing the check alone would re-read it.
+    assert "l'exécution entière" in text
+    assert "la tâche « reconcile_recordings »" not in text
 
 
 def test_validation_email_lists_failed_expectations():
