@@ -115,7 +115,7 @@ class AirflowStack:
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
                 "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
                 # Tests write their provider YAMLs before starting: the first parse sees them.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
