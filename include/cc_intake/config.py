@@ -289,7 +289,9 @@ class ProviderConfig(_Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (expected e.g. Africa/Abidjan)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (expected e.g. Africa/Abidjan)"
+            ) from None
         return value
 
     @field_validator("schedule")
