@@ -1,13 +1,17 @@
 """Listing and copying the day's recordings over one SFTP session (asyncssh).
 
-Why asyncssh and not paramiko: asyncssh pipelines many read requests per file, which is what
-fills a high-latency link (measured in docs/benchmarks.md). The Airflow layer resolves the
-connection and the host key through the sftp provider's ``SFTPHookAsync`` and hands us the
-open ``asyncssh.SFTPClient``; nothing here knows about Airflow.
+Why asyncssh and not paramiko: asyncssh lets us keep many read requests in flight per file,
+which is what fills a link with a long round trip (measured in docs/benchmarks.md). The
+Airflow layer resolves the connection and the host key through the sftp provider's
+``SFTPHookAsync`` and hands us the open ``asyncssh.SFTPClient``; nothing here knows about
+Airflow.
 
-A copy streams into a temporary sibling of the final file, hashing on the way, and resumes
-from the temporary file's size when the remote file is unchanged (its size and mtime are part
-of the temporary name). The rename happens only after size and SHA-256 are known.
+How a file travels: a sliding window of read requests (``_pull``) feeds a ``_Sink`` that
+hashes and writes into a temporary sibling of the final file on a worker thread; a copy
+resumes from that file's size when the remote file is unchanged (its size and mtime are part
+of the temporary name). ``copy_all`` then hands finished files to a ``_Lander`` that makes a
+batch durable at once and renames each onto its final name, while the next files are
+fetched. A file appears under its final name only complete, fsynced, with its SHA-256 known.
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.errors import TransferError
 from include.cc_intake.layout import FILE_MODE, make_dirs, tmp_path_for
@@ -34,7 +40,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Local batch size: re-hashing a resumed prefix, and the most a file's writer may lag behind.
 CHUNK = 4 * 1024 * 1024
+# Largest read request we send; OpenSSH answers at most 255 KiB (its limits@openssh.com reply)
+# and closes the session on bigger messages, so the server's advertised limit wins when lower.
+READ_BLOCK = 256 * 1024
+# Bytes one file keeps requested ahead of what it has consumed, with no cap: enough to fill a
+# loopback or an 8 Mbit/s link with a few seconds of round trip, small enough for memory.
+IN_FLIGHT = 8 * 1024 * 1024
+# Bytes a file queues before a write goes to the thread (a thread trip costs a wake-up).
+HANDOFF = 1024 * 1024
+# Bytes written between two starts of the disk's writeback for a large file.
+WRITEBACK = 16 * 1024 * 1024
 HEAD_BYTES = 64 * 1024
 PROGRESS_EVERY = 10.0
 
@@ -103,8 +120,18 @@ class RateLimiter:
 
     @property
     def chunk(self) -> int:
-        # Small reads under a cap keep the link smooth instead of bursting 4 MB at a time.
-        return CHUNK if not self.rate else max(32 * 1024, min(CHUNK, self.rate // 4))
+        """Size of one read request."""
+        # Small requests under a cap keep the link smooth instead of bursting.
+        return READ_BLOCK if not self.rate else max(32 * 1024, min(READ_BLOCK, self.rate // 8))
+
+    @property
+    def window(self) -> int:
+        """Bytes one file may have requested and not yet consumed."""
+        # Under a cap, half a second of data per file covers the round trip of any link we
+        # serve without letting a burst far above the cap onto it.
+        if not self.rate:
+            return IN_FLIGHT
+        return max(2 * self.chunk, min(IN_FLIGHT, self.rate // 2))
 
     async def consume(self, nbytes: int) -> None:
         if not self.rate:
@@ -154,28 +181,274 @@ class CopyOutcome:
     sha256: str = ""
     copied_at: dt.datetime | None = None
     resumed_from: int = 0
-    head: bytes = b""
     error: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.error
 
+    @property
+    def head(self) -> bytes:
+        """The first ``HEAD_BYTES`` of the landed file, for the audio probe.
 
-def _hash_existing(path: Path, size: int) -> tuple[hashlib._Hash, bytes]:
+        Read back from disk (the page cache, just written) rather than kept: 64 KiB held for
+        each of a day's 10 000 recordings would be 640 MB.
+        """
+        if not self.ok:
+            return b""
+        try:
+            with self.job.final.open("rb") as handle:
+                return handle.read(HEAD_BYTES)
+        except OSError:
+            return b""
+
+
+def _hash_existing(path: Path, size: int) -> hashlib._Hash:
     digest = hashlib.sha256()
-    head = b""
     with path.open("rb") as handle:
         remaining = size
         while remaining:
             block = handle.read(min(CHUNK, remaining))
             if not block:
                 break
-            if len(head) < HEAD_BYTES:
-                head += block[: HEAD_BYTES - len(head)]
             digest.update(block)
             remaining -= len(block)
-    return digest, head
+    return digest
+
+
+class _Sink:
+    """One file's bytes on their way to disk: hashed and written in order, off the event loop.
+
+    The loop decrypts and queues; a worker thread hashes and writes (hashlib and os.write
+    release the GIL), so a slow disk holds back this file, not the session. The temporary
+    file is opened by the first write. A small file is written by the loop in one go at the
+    end: thread trips cost more than its few syscalls when the loop keeps the GIL busy.
+    """
+
+    def __init__(self, tmp: Path, start: int) -> None:
+        self.tmp = tmp
+        self.start = start
+        self.fd: int | None = None
+        self.digest: hashlib._Hash | None = None
+        self._queued: list[bytes] = []
+        self._queued_bytes = 0
+        self._job: asyncio.Future[None] | None = None
+        self._written = start  # bytes in the file
+        self._flushed = start  # bytes whose writeback has been started
+
+    def _open(self) -> None:
+        # A resumed prefix is hashed again from disk: the SHA-256 covers the whole file.
+        self.digest = _hash_existing(self.tmp, self.start) if self.start else hashlib.sha256()
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+        try:
+            os.ftruncate(fd, self.start)
+            os.lseek(fd, self.start, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def _write(self, blocks: list[bytes]) -> None:
+        """Open if needed, hash and write ``blocks``; on a thread, or the loop for a small file."""
+        if self.fd is None:
+            self._open()
+        assert self.fd is not None and self.digest is not None
+        for block in blocks:
+            self.digest.update(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            self._written += len(block)
+        if self._written - self._flushed >= WRITEBACK:
+            # Start the disk on what we have so far: otherwise a large file's bytes all wait
+            # for the fsync at its end, one long flush after the network is done.
+            writeback = _writeback()
+            if writeback is not None:
+                writeback(self.fd, self._flushed, self._written - self._flushed)
+            self._flushed = self._written
+
+    def _start(self) -> asyncio.Future[None]:
+        batch, self._queued, self._queued_bytes = self._queued, [], 0
+        self._job = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+        return self._job
+
+    async def put(self, block: bytes) -> None:
+        self._queued.append(block)
+        self._queued_bytes += len(block)
+        if self._job is not None and not self._job.done():
+            if self._queued_bytes < CHUNK:
+                return
+            await self._job  # the disk is behind: stop reading ahead for this file
+        if self._job is not None:
+            self._job.result()  # a failed write fails the copy here
+        if self._queued_bytes >= HANDOFF:
+            self._start()
+
+    async def drain(self) -> None:
+        """Write everything queued; the file is open and complete (not yet durable) after."""
+        if self._job is not None:
+            await self._job
+        if self.fd is None and not self.start and self._queued_bytes < HANDOFF:
+            self._write(self._queued)
+            self._queued, self._queued_bytes = [], 0
+        elif self._queued or self.fd is None:
+            await self._start()
+
+    def sync(self) -> None:
+        assert self.fd is not None
+        os.fsync(self.fd)
+
+    def rename(self, final: Path, size: int) -> str:
+        """Check the size, set the mode, close, rename onto ``final``; return the SHA-256.
+
+        Only once the bytes are durable (``sync``, or a ``syncfs`` of their file system).
+        """
+        assert self.fd is not None and self.digest is not None
+        try:
+            landed = os.fstat(self.fd).st_size
+            if landed != size:
+                raise TransferError(f"{final.name}: landed {landed} bytes, expected {size}")
+            os.fchmod(self.fd, FILE_MODE)
+        finally:
+            self.close()
+        os.replace(self.tmp, final)
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    async def settle(self) -> None:
+        """After a failure: wait for the running write whatever its outcome, then close.
+
+        What was written stays in the temporary file for the retry to resume from.
+        """
+        job = self._job
+        while job is not None and not job.done():
+            # The thread cannot be stopped: closing its descriptor under it could make it
+            # write into whatever file reuses the number. The caller re-raises its own error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({job})
+        if job is not None and not job.cancelled():
+            job.exception()  # retrieved, so asyncio does not log it as forgotten
+        self.close()
+
+
+async def _read_exact(
+    remote: asyncssh.SFTPClientFile, entry: RemoteEntry, at: int, n: int
+) -> bytes:
+    """The rest of a short answer (servers may return less than asked, but never skip)."""
+    parts: list[bytes] = []
+    while n:
+        part: bytes = await remote.read(n, at)
+        if not part:
+            raise TransferError(
+                f"{entry.remote_path}: remote file ended at byte {at}, listed as {entry.size} bytes"
+            )
+        parts.append(part)
+        at += len(part)
+        n -= len(part)
+    return b"".join(parts)
+
+
+async def _pull(
+    remote: asyncssh.SFTPClientFile,
+    entry: RemoteEntry,
+    start: int,
+    sink: _Sink,
+    *,
+    block: int,
+    limiter: RateLimiter,
+    progress: Progress | None,
+) -> asyncssh.SFTPAttrs:
+    """Read ``[start, size)`` through a sliding window of requests; return the final attributes.
+
+    Requests stay ``limiter.window`` bytes ahead of what was consumed, so the pipeline never
+    drains between blocks; the attributes are requested right behind the last read.
+    """
+    depth = max(1, limiter.window // block)
+    pending: deque[tuple[int, int, asyncio.Future[bytes]]] = deque()
+    final_stat: asyncio.Future[asyncssh.SFTPAttrs] | None = None
+    asked = start
+
+    def ask() -> None:
+        nonlocal asked, final_stat
+        while asked < entry.size and len(pending) < depth:
+            n = min(block, entry.size - asked)
+            pending.append((asked, n, asyncio.ensure_future(remote.read(n, asked))))
+            asked += n
+        if asked >= entry.size and final_stat is None:
+            # Sent after the last read on the same handle, which the server answers in order:
+            # the size and mtime it returns are those once our last byte was read.
+            final_stat = asyncio.ensure_future(remote.stat())
+
+    try:
+        ask()
+        while pending:
+            at, n, task = pending.popleft()
+            data = await task
+            if len(data) < n:
+                data += await _read_exact(remote, entry, at + len(data), n - len(data))
+            await limiter.consume(len(data))
+            ask()
+            await sink.put(data)
+            if progress is not None:
+                progress.bytes_done += len(data)
+        assert final_stat is not None
+        return await final_stat
+    finally:
+        leftovers: list[asyncio.Future[Any]] = [task for _, _, task in pending]
+        if final_stat is not None and not final_stat.done():
+            leftovers.append(final_stat)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+async def _fetch(
+    sftp: asyncssh.SFTPClient,
+    job: CopyJob,
+    *,
+    token: str,
+    root: Path,
+    limiter: RateLimiter,
+    progress: Progress | None,
+) -> _Sink:
+    """Bring one file's bytes over, resuming its temporary file; the caller lands the sink."""
+    entry = job.entry
+    tmp = job.tmp(token)
+    make_dirs(job.final.parent, stop_at=root)
+    start = 0
+    with contextlib.suppress(FileNotFoundError):
+        have = tmp.stat().st_size
+        start = have if have <= entry.size else 0
+    if start:
+        log.info("resuming %s at byte %d of %d", entry.rel_name, start, entry.size)
+    sink = _Sink(tmp, start)
+    try:
+        # block_size=0: one SFTP request per read() call; _pull's window is the pipeline.
+        async with sftp.open(entry.remote_path, "rb", block_size=0) as remote:
+            block = min(limiter.chunk, sftp.limits.max_read_len or READ_BLOCK)
+            attrs = await _pull(
+                remote, entry, start, sink, block=block, limiter=limiter, progress=progress
+            )
+        if attrs.size != entry.size or int(attrs.mtime or 0) != entry.mtime:
+            raise TransferError(
+                f"{entry.remote_path}: changed during the copy (size {entry.size} -> {attrs.size})"
+            )
+        await sink.drain()
+    except BaseException:
+        await sink.settle()
+        raise
+    return sink
+
+
+def _landed(job: CopyJob, sha256: str, start: int) -> CopyOutcome:
+    return CopyOutcome(
+        job=job, sha256=sha256, copied_at=dt.datetime.now(dt.UTC), resumed_from=start
+    )
 
 
 async def copy_file(
@@ -188,67 +461,152 @@ async def copy_file(
     progress: Progress | None = None,
 ) -> CopyOutcome:
     """Copy one remote file to its final path, resuming a previous temporary file if any."""
-    entry = job.entry
-    tmp = job.tmp(token)
-    make_dirs(job.final.parent, stop_at=root)
-    start = 0
-    if tmp.exists():
-        have = tmp.stat().st_size
-        start = have if have <= entry.size else 0
-    digest, head = _hash_existing(tmp, start) if start else (hashlib.sha256(), b"")
-    if start:
-        log.info("resuming %s at byte %d of %d", entry.rel_name, start, entry.size)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    sink = await _fetch(sftp, job, token=token, root=root, limiter=limiter, progress=progress)
     try:
-        os.ftruncate(fd, start)
-        os.lseek(fd, start, os.SEEK_SET)
-        async with sftp.open(entry.remote_path, "rb") as remote:
-            offset = start
-            step = limiter.chunk
-
-            def request(at: int) -> asyncio.Task[bytes]:
-                return asyncio.ensure_future(remote.read(min(step, entry.size - at), at))
-
-            pending = request(offset) if offset < entry.size else None
-            while pending is not None:
-                block = await pending
-                if not block:
-                    raise TransferError(
-                        f"{entry.remote_path}: remote file ended at byte {offset}, "
-                        f"listed as {entry.size} bytes"
-                    )
-                next_at = offset + len(block)
-                pending = request(next_at) if next_at < entry.size else None
-                await limiter.consume(len(block))
-                digest.update(block)
-                if len(head) < HEAD_BYTES:
-                    head += block[: HEAD_BYTES - len(head)]
-                os.write(fd, block)
-                offset = next_at
-                if progress is not None:
-                    progress.bytes_done += len(block)
-            attrs = await remote.stat()
-        if attrs.size != entry.size or int(attrs.mtime or 0) != entry.mtime:
-            raise TransferError(
-                f"{entry.remote_path}: changed during the copy (size {entry.size} -> {attrs.size})"
-            )
-        os.fsync(fd)
+        await asyncio.to_thread(sink.sync)
     except BaseException:
-        os.close(fd)
+        sink.close()
         raise
-    os.close(fd)
-    landed = tmp.stat().st_size
-    if landed != entry.size:
-        raise TransferError(f"{entry.remote_path}: landed {landed} bytes, expected {entry.size}")
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, job.final)
-    return CopyOutcome(
-        job=job,
-        sha256=digest.hexdigest(),
-        copied_at=dt.datetime.now(dt.UTC),
-        resumed_from=start,
-        head=head,
-    )
+    return _landed(job, sink.rename(job.final, job.entry.size), sink.start)
+
+
+@functools.cache
+def _writeback() -> Callable[[int, int, int], None] | None:
+    """Linux's sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writeback, do not wait."""
+    try:
+        import ctypes
+
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+    def writeback(fd: int, offset: int, nbytes: int) -> None:
+        call(fd, offset, nbytes, 2)  # a hint: failures show up at the fsync
+
+    return writeback
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], None] | None:
+    """Linux's syncfs(2): one flush and one journal commit for a whole batch of files.
+
+    Before Linux 5.8 it did not report writeback errors the way fsync does; the size check
+    before the rename and the manifest's SHA-256 remain.
+    """
+    try:
+        import ctypes
+
+        call = ctypes.CDLL(None, use_errno=True).syncfs  # releases the GIL while it runs
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int]
+
+    def syncfs(fd: int) -> None:
+        if call(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return syncfs
+
+
+def _make_durable(sinks: list[_Sink]) -> list[str]:
+    """fsync a batch of written files at once; an error message per file ("" when durable).
+
+    One ``syncfs`` per file system rather than an fsync per file: each fsync is a journal
+    commit and a disk cache flush, and file creations wait behind commits in progress. For
+    a day of small recordings that is most of the cost; OpenSSH's sftp leaves it to the
+    kernel (docs/benchmarks.md). Without syncfs, an fsync per file.
+    """
+    errors = [""] * len(sinks)
+    syncfs = _syncfs()
+    if syncfs is not None:
+        devices: dict[int, list[int]] = {}
+        for i, sink in enumerate(sinks):
+            assert sink.fd is not None
+            devices.setdefault(os.fstat(sink.fd).st_dev, []).append(i)
+        for members in devices.values():
+            fd = sinks[members[0]].fd
+            assert fd is not None
+            try:
+                syncfs(fd)
+            except OSError as exc:
+                for i in members:
+                    errors[i] = f"syncfs: {exc}"
+        return errors
+    for i, sink in enumerate(sinks):
+        try:
+            sink.sync()
+        except OSError as exc:
+            errors[i] = f"fsync: {exc}"
+    return errors
+
+
+def _close_all(sinks: list[_Sink], _done: object = None) -> None:
+    for sink in sinks:
+        sink.close()
+
+
+class _Lander:
+    """Makes fetched files durable a batch at a time on a worker thread, then renames them.
+
+    Fetching goes on meanwhile. A bounded number of files (and descriptors) wait here, so
+    memory stays flat when the disk is slow.
+    """
+
+    def __init__(self, on_landed: Callable[[CopyOutcome], None], *, room: int = 64) -> None:
+        self._on_landed = on_landed
+        self._todo: list[tuple[CopyJob, _Sink]] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Semaphore(room)
+        self._closing = False
+
+    async def submit(self, job: CopyJob, sink: _Sink) -> None:
+        await self._room.acquire()
+        self._todo.append((job, sink))
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    def _land(self, job: CopyJob, sink: _Sink, error: str) -> None:
+        outcome = CopyOutcome(job=job, error=error)
+        if not error:
+            try:
+                outcome = _landed(job, sink.rename(job.final, job.entry.size), sink.start)
+            except Exception as exc:
+                outcome = CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}")
+        sink.close()
+        self._on_landed(outcome)
+        self._room.release()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._todo:
+                    if self._closing:
+                        return
+                    continue
+                batch, self._todo = self._todo, []
+                sinks = [sink for _, sink in batch]
+                durable = asyncio.ensure_future(asyncio.to_thread(_make_durable, sinks))
+                try:
+                    errors = await asyncio.shield(durable)
+                except asyncio.CancelledError:
+                    # The thread goes on with these descriptors: close them once it is done.
+                    durable.add_done_callback(functools.partial(_close_all, sinks))
+                    raise
+                except Exception as exc:  # not a file's fault: fail the batch, go on
+                    errors = [f"landing failed: {type(exc).__name__}: {exc}"] * len(batch)
+                for (job, sink), error in zip(batch, errors, strict=True):
+                    self._land(job, sink, error)
+                self._wake.set()  # look again: more may have come during the trip
+        finally:
+            for _, sink in self._todo:  # not handed to a thread: safe to close here
+                sink.close()
 
 
 async def copy_all(
@@ -275,6 +633,12 @@ async def copy_all(
         queue.put_nowait(job)
     outcomes: list[CopyOutcome] = []
 
+    def done(outcome: CopyOutcome) -> None:
+        outcomes.append(outcome)
+        progress.files_done += 1
+
+    lander = _Lander(done)
+
     async def worker() -> None:
         while True:
             try:
@@ -282,13 +646,17 @@ async def copy_all(
             except asyncio.QueueEmpty:
                 return
             try:
-                outcome = await copy_file(
+                sink = await _fetch(
                     sftp, job, token=token, root=root, limiter=limiter, progress=progress
                 )
             except Exception as exc:  # recorded per file; the caller decides the task's fate
-                outcome = CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}")
-            outcomes.append(outcome)
-            progress.files_done += 1
+                done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
+                continue
+            try:
+                await lander.submit(job, sink)
+            except BaseException:  # cancelled while waiting for room: not the lander's yet
+                sink.close()
+                raise
 
     async def reporter() -> None:
         while True:
@@ -296,12 +664,16 @@ async def copy_all(
             on_progress(progress.line())
 
     ticker = asyncio.ensure_future(reporter())
+    landing = asyncio.ensure_future(lander.run())
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, min(max_parallel, len(todo))))))
+        lander.close()
+        await landing
     finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        for task in (ticker, landing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if todo:
         on_progress(progress.line())
     return outcomes

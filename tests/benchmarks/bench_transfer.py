@@ -1,0 +1,1480 @@
+"""Transfer benchmark: the project's copy step against OpenSSH's ``sftp`` on the same files.
+
+``make bench`` runs every case at full size; ``--quick`` shrinks them; ``--only day,small``
+picks cases; every size has a flag and a ``BENCH_<NAME>`` variable (``--help`` lists them).
+Data sets are generated once under ``.bench/`` (gitignored) and reused while their sizes match.
+
+The server is OpenSSH's sshd on 127.0.0.1 when ``/usr/sbin/sshd`` exists, else the sandbox's
+asyncssh server. Our copy runs in a subprocess (``copy_day`` over asyncssh with the default
+algorithms, as the Airflow task does; once more with AES-GCM for comparison); its seconds run
+from connect to manifest written, its CPU is its own. OpenSSH ``sftp -b`` (``get -r``) and, when
+installed, ``rclone copy`` fetch the same files in the same run, interleaved with ours; each
+throughput figure is the median of ``--repeats`` runs, and dirty pages are flushed (``sync``)
+before each run. Peak RSS is the process tree's ``VmHWM`` from /proc. Every copy is checked
+byte for byte, ours against its manifest's SHA-256 too.
+
+Cases: ``day`` (a day of 20 MB files), ``small`` (many 50 KB files), ``listing`` (one folder of
+20 000 entries), ``memory`` (peak RSS for one 2 GiB file and for 20 000 files, against an idle
+task), ``resume`` (the line is cut mid-file, the retry must not start over), ``parse`` (DagBag
+fill with 50 provider YAMLs) and ``shaped`` (a veth pair into a network namespace, ``tbf`` at
+8 Mbit/s both ways, sshd inside; uncapped, then under a ``max_bandwidth``; needs root, ``ip``
+and ``tc``). The output ends with the 1 GB day's line ``ratio vs openssh sftp: X.XX``
+(OpenSSH's seconds over ours: above 1 we are faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = dt.date(2026, 11, 25)
+TOKEN = "bench"
+MB = 1_000_000
+MIB = 1024 * 1024
+CASES = ("day", "small", "listing", "memory", "resume", "parse", "shaped")
+
+
+class BenchError(RuntimeError):
+    """A tool failed or landed something other than the source files."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes
+
+
+@dataclass
+class Sizes:
+    """Every knob of the run; each has a ``--flag`` and a ``BENCH_<NAME>`` variable."""
+
+    day_mb: int = 1000  # the day case: total size ...
+    day_file_mb: int = 20  # ... in files of this size
+    small_files: int = 2000
+    small_kb: int = 50
+    listing_entries: int = 20000  # also the file count of the 20 000-files memory case
+    listing_kb: int = 70  # above the 64 KiB audio head: per-file state would show in RSS
+    big_mb: int = 2048  # one big file: memory and resume cases
+    providers: int = 50
+    shaped_seconds: float = 20.0  # data for this long at the link rate
+    shaped_mbit: float = 8.0
+    shaped_cap_mbit: float = 6.0  # a provider's max_bandwidth on that link (0: skip)
+    repeats: int = 5
+    max_parallel: int = 4  # recordings.max_parallel (the provider default)
+
+
+QUICK = Sizes(
+    day_mb=200,
+    day_file_mb=20,
+    small_files=400,
+    listing_entries=5000,
+    big_mb=300,
+    providers=50,
+    shaped_seconds=5.0,
+    repeats=1,
+)
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.bench_transfer",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--only", default="", help=f"comma-separated cases among {CASES}")
+    parser.add_argument("--work", type=Path, default=ROOT / ".bench", help="data and outputs")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--server", choices=("auto", "openssh", "sandbox"), default="auto", help="SFTP server"
+    )
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    defaults = Sizes()
+    kinds = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Sizes)}
+    for name, kind in kinds.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            default=None,
+            help=f"default {getattr(defaults, name)} (env BENCH_{name.upper()})",
+        )
+    args = parser.parse_args(argv)
+    sizes = dataclasses.replace(QUICK) if args.quick else Sizes()
+    for name, kind in kinds.items():
+        value = getattr(args, name)
+        env = os.environ.get(f"BENCH_{name.upper()}")
+        if value is None and env:
+            value = kind(env)
+        if value is not None:
+            setattr(sizes, name, value)
+    return args, sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows and the table
+
+
+@dataclass
+class Row:
+    case: str
+    tool: str
+    seconds: float | None = None
+    nbytes: int = 0
+    peak_rss_mb: float | None = None
+    cpu_s: float | None = None
+    ratio: float | None = None  # OpenSSH's seconds / ours (above 1: faster than OpenSSH)
+    note: str = ""
+
+    @property
+    def mb_per_s(self) -> float | None:
+        if not self.seconds or not self.nbytes:
+            return None
+        return self.nbytes / MB / self.seconds
+
+
+@dataclass
+class Target:
+    what: str
+    goal: str
+    measured: str
+    met: bool | None  # None: not measured
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    day_ratio: float | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)  # tool output folders, for tests
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render(report: Report, *, header: str = "") -> str:
+    cols = ["case", "tool", "seconds", "MB/s", "peak RSS MB", "cpu s", "ratio vs openssh", "note"]
+    lines = [
+        [
+            r.case,
+            r.tool,
+            _fmt(r.seconds, ".2f"),
+            _fmt(r.mb_per_s, ".1f"),
+            _fmt(r.peak_rss_mb, ".0f"),
+            _fmt(r.cpu_s, ".2f"),
+            _fmt(r.ratio, ".2f"),
+            r.note,
+        ]
+        for r in report.rows
+    ]
+    widths = [
+        max(len(c), *(len(line[i]) for line in lines)) if lines else len(c)
+        for i, c in enumerate(cols)
+    ]
+
+    def fmt_line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    out = [header] if header else []
+    out.append(fmt_line(cols))
+    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    out.extend(fmt_line(line) for line in lines)
+    if report.targets:
+        out += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
+        for t in report.targets:
+            met = "n/a" if t.met is None else ("yes" if t.met else "NO")
+            out.append(f"| {t.what} | {t.goal} | {t.measured} | {met} |")
+    out.append("")
+    ratio = "n/a" if report.day_ratio is None else f"{report.day_ratio:.2f}"
+    out.append(f"ratio vs openssh sftp: {ratio}")
+    return "\n".join(out)
+
+
+def mib(nbytes: int) -> str:
+    return f"{nbytes / 1024**3:g} GiB" if nbytes >= 1024**3 else f"{nbytes / MIB:g} MiB"
+
+
+def say(message: str) -> None:
+    """Progress chatter on stderr; the table goes to stdout."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sets
+
+
+def call_name(i: int) -> str:
+    """A recording name that the default provider pattern accepts, for the processed day."""
+    secs = i % 86400
+    clock = f"{secs // 3600:02d}{secs // 60 % 60:02d}{secs % 60:02d}"
+    return f"{DAY:%Y%m%d}_{clock}_AG{i % 97:02d}_C{i:06d}.wav"
+
+
+def ensure_dataset(folder: Path, count: int, size: int) -> dict[str, tuple[int, str]]:
+    """``count`` random files of ``size`` bytes in ``folder``; {name: (size, sha256)}.
+
+    Reused when a previous run left the same set (the marker records it).
+    """
+    marker = folder.parent / f".{folder.name}.json"
+    spec = {"count": count, "size": size}
+    if marker.exists() and folder.is_dir():
+        saved = json.loads(marker.read_text())
+        if saved.get("spec") == spec:
+            return {k: (v[0], v[1]) for k, v in saved["files"].items()}
+    say(f"generating {count} files of {size / MB:g} MB in {folder}")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    old = time.time() - 3 * 3600
+    files: dict[str, tuple[int, str]] = {}
+    for i in range(count):
+        name = call_name(i)
+        digest = hashlib.sha256()
+        path = folder / name
+        with path.open("wb") as handle:
+            left = size
+            while left:
+                block = os.urandom(min(left, 8 * MIB))
+                digest.update(block)
+                handle.write(block)
+                left -= len(block)
+        os.utime(path, (old, old))
+        files[name] = (size, digest.hexdigest())
+    marker.write_text(json.dumps({"spec": spec, "files": files}))
+    return files
+
+
+def check_tree(source: dict[str, tuple[int, str]], folder: Path, *, full: bool) -> None:
+    """Raise unless ``folder`` holds exactly the source files (sizes; with ``full``, SHA-256)."""
+    got = {p.name: p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+    missing = sorted(set(source) - set(got))
+    extra = sorted(set(got) - set(source))
+    if missing or extra:
+        raise BenchError(
+            f"{folder}: {len(missing)} files missing {missing[:3]}, "
+            f"{len(extra)} unexpected {extra[:3]}"
+        )
+    for name, (size, sha) in source.items():
+        path = got[name]
+        if path.stat().st_size != size:
+            raise BenchError(f"{path}: {path.stat().st_size} bytes, expected {size}")
+        if full and _sha256(path) != sha:
+            raise BenchError(f"{path}: content differs from the source file")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(8 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fresh(folder: Path) -> Path:
+    """An empty ``folder``, dirty pages flushed: no run pays for the previous one's writes."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.sync()
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes measured with wait4 (peak RSS of that child and its waited-for children)
+
+
+@dataclass
+class Proc:
+    rc: int
+    seconds: float
+    peak_rss_mb: float
+    cpu_s: float
+    stdout: str
+    stderr: str
+
+
+class PeakSampler(threading.Thread):
+    """Peak RSS of a process tree: the sum of each process's ``VmHWM``, sampled from /proc.
+
+    Not ``wait4``'s ``ru_maxrss``: Linux keeps a process's high-water mark across exec, so a
+    child's starts at the RSS of the process that forked it, here the benchmark's own.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root = pid
+        self.hwm_kb: dict[int, int] = {}
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.sample()
+            self._stop_event.wait(0.02)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def sample(self) -> None:
+        pending = [self.root]
+        while pending:
+            pid = pending.pop()
+            hwm = _vm_hwm_kb(pid)
+            if hwm is None:
+                continue
+            self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    children = (task / "children").read_text().split()
+                    pending.extend(int(c) for c in children)
+
+    @property
+    def peak_mb(self) -> float:
+        return sum(self.hwm_kb.values()) / 1024
+
+
+def _vm_hwm_kb(pid: int | str) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+def run_measured(
+    cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 1800
+) -> Proc:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, env=env, cwd=ROOT, start_new_session=True
+        )
+        sampler = PeakSampler(proc.pid)
+        sampler.start()
+        timer = threading.Timer(timeout, _kill_group, (proc.pid,))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            _kill_group(proc.pid)
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+            sampler.stop()
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Proc(
+            rc=proc.returncode,
+            seconds=seconds,
+            peak_rss_mb=sampler.peak_mb,
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# The server and the peers' command lines
+
+
+@dataclass
+class Peer:
+    """Where a tool connects: host, port, login, client key and the pinned host key."""
+
+    host: str
+    port: int
+    login: str
+    key_path: Path
+    known_hosts_line: str
+    prefix: str  # how the server names the data folder (absolute path for sshd, "" sandbox)
+    data: Path  # the data folder on our side
+    work: Path
+
+    def remote(self, folder: Path) -> str:
+        return f"{self.prefix}/{folder.relative_to(self.data).as_posix()}"
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Any]:
+        """An asyncssh SFTP session, as the tests open one (default algorithms)."""
+        import asyncssh
+
+        async with (
+            asyncssh.connect(
+                self.host,
+                self.port,
+                username=self.login,
+                client_keys=[asyncssh.read_private_key(str(self.key_path))],
+                known_hosts=asyncssh.import_known_hosts(self.known_hosts_line),
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            yield sftp
+
+    def known_hosts_file(self) -> Path:
+        path = self.work / "known_hosts"  # rewritten for each call: one peer at a time
+        path.write_text(self.known_hosts_line + "\n")
+        return path
+
+
+@contextlib.contextmanager
+def loopback_server(work: Path, kind: str = "auto") -> Iterator[tuple[Peer, Any]]:
+    """OpenSSH's sshd when installed (or asked), else the sandbox server (tests/integration)."""
+    from tests.integration.servers import have_sshd, openssh_server, sandbox_server
+
+    use_sshd = kind == "openssh" or (kind == "auto" and have_sshd())
+    factory = openssh_server if use_sshd else sandbox_server
+    with factory(work / "server") as handle:
+        peer = Peer(
+            host="127.0.0.1",
+            port=handle.port,
+            login=handle.login,
+            key_path=handle.keys.client_key_path,
+            known_hosts_line=handle.known_hosts_line(),
+            prefix=handle.prefix,
+            data=handle.files,
+            work=work,
+        )
+        yield peer, handle
+
+
+def sftp_cmd(peer: Peer, batch: Path) -> list[str]:
+    return [
+        "sftp",
+        "-q",
+        "-b",
+        str(batch),
+        "-F",
+        "/dev/null",
+        "-i",
+        str(peer.key_path),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={peer.known_hosts_file()}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-P",
+        str(peer.port),
+        f"{peer.login}@{peer.host}",
+    ]
+
+
+def run_sftp_get(peer: Peer, remote: str, dest: Path) -> Proc:
+    """``get -r`` of a remote folder into ``dest`` (created by sftp itself)."""
+    batch = peer.work / "sftp_batch"
+    batch.write_text(f'get -r "{remote}" "{dest}"\n')
+    proc = run_measured(sftp_cmd(peer, batch))
+    if proc.rc != 0:
+        raise BenchError(f"sftp get -r {remote} failed ({proc.rc}): {proc.stderr.strip()}")
+    return proc
+
+
+def run_rclone(peer: Peer, remote: str, dest: Path) -> Proc:
+    cmd = [
+        "rclone",
+        "copy",
+        f":sftp:{remote}",
+        str(dest),
+        "--config",
+        "/dev/null",
+        "--sftp-host",
+        peer.host,
+        "--sftp-port",
+        str(peer.port),
+        "--sftp-user",
+        peer.login,
+        "--sftp-key-file",
+        str(peer.key_path),
+        "--sftp-known-hosts-file",
+        str(peer.known_hosts_file()),
+    ]
+    proc = run_measured(cmd)
+    if proc.rc != 0:
+        raise BenchError(f"rclone copy {remote} failed ({proc.rc}): {proc.stderr.strip()}")
+    return proc
+
+
+# ---------------------------------------------------------------------------------------------
+# Our copy step in a subprocess (the worker)
+
+
+def provider_for(
+    folder_remote: str, *, max_parallel: int, max_bandwidth: str | None = None
+) -> dict[str, Any]:
+    """A provider whose ENTRANTS folder is ``folder_remote`` (SORTANTS absent)."""
+    from tests.helpers import provider_dict
+
+    data = provider_dict(id="bench_provider")
+    data["recordings"]["directions"] = {
+        "ENTRANTS": folder_remote,
+        "SORTANTS": folder_remote.rstrip("/") + "_absent",
+    }
+    data["recordings"]["max_parallel"] = max_parallel
+    if max_bandwidth:
+        data["recordings"]["max_bandwidth"] = max_bandwidth
+    return data
+
+
+def landed_folder(root: Path) -> Path:
+    return root / "recordings" / "bench_provider" / DAY.isoformat() / "ENTRANTS"
+
+
+def run_ours(
+    peer: Peer,
+    folder: Path,
+    root: Path,
+    *,
+    sizes: Sizes,
+    mode: str = "copy_day",
+    encryption: str | None = None,
+    max_bandwidth: str | None = None,
+) -> tuple[Proc, dict[str, Any]]:
+    spec = {
+        "mode": mode,
+        "host": peer.host,
+        "port": peer.port,
+        "login": peer.login,
+        "key": str(peer.key_path),
+        "known_hosts": peer.known_hosts_line,
+        "provider": provider_for(
+            peer.remote(folder), max_parallel=sizes.max_parallel, max_bandwidth=max_bandwidth
+        ),
+        "root": str(root),
+        "encryption": encryption,
+    }
+    spec_path = peer.work / f"worker_{mode}.json"
+    spec_path.write_text(json.dumps(spec))
+    cmd = [sys.executable, "-m", "tests.benchmarks.bench_transfer", "--worker", str(spec_path)]
+    proc = run_measured(cmd, env=_env())
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.rc != 0 or line is None:
+        raise BenchError(f"copy worker failed ({proc.rc}):\n{proc.stderr[-3000:]}")
+    result = json.loads(line.removeprefix("RESULT "))
+    proc.peak_rss_mb = max(proc.peak_rss_mb, result["vm_hwm_mb"])
+    if result.get("failures"):
+        raise BenchError(f"copy_day reported failures: {result['failures'][:3]}")
+    return proc, result
+
+
+def worker_main(spec_path: Path) -> None:
+    """The copy task's body, alone in its process: connect, copy_day, report."""
+    import asyncssh
+
+    from include.cc_intake.config import parse_provider
+    from include.cc_intake.layout import DayLayout
+    from include.cc_intake.recordings import copy_day, list_day
+
+    spec = json.loads(spec_path.read_text())
+    cfg = parse_provider(spec["provider"], source=spec_path)
+    options: dict[str, Any] = {}
+    if spec.get("encryption"):
+        options["encryption_algs"] = [spec["encryption"]]
+
+    async def go() -> dict[str, Any]:
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        async with (
+            asyncssh.connect(
+                spec["host"],
+                spec["port"],
+                username=spec["login"],
+                client_keys=[asyncssh.read_private_key(spec["key"])],
+                known_hosts=asyncssh.import_known_hosts(spec["known_hosts"]),
+                **options,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
+            cipher = conn.get_extra_info("recv_cipher")
+            if spec["mode"] == "idle":
+                # An idle task: same imports, same session, nothing listed or copied.
+                result: dict[str, Any] = {"failures": []}
+            elif spec["mode"] == "list":
+                listing = await list_day(sftp, cfg.recordings, DAY)
+                result = {"failures": [], "entries": len(listing["ENTRANTS"] or [])}
+            else:
+                layout = DayLayout(Path(spec["root"]), cfg.id, DAY)
+                lines: list[str] = []
+                summary = await copy_day(
+                    sftp, cfg, DAY, layout=layout, token=TOKEN, on_progress=lines.append
+                )
+                result = summary.as_dict()
+                result["progress"] = lines[-1] if lines else ""
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        result["seconds"] = time.perf_counter() - t0
+        result["cpu_s"] = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+        result["cipher"] = cipher
+        return result
+
+    result = asyncio.run(go())
+    # Exact, where the parent's sampling may miss the last 20 ms.
+    result["vm_hwm_mb"] = (_vm_hwm_kb("self") or 0) / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def manifest_hashes(root: Path) -> dict[str, str]:
+    from include.cc_intake.manifest import read_manifest
+
+    path = root / "manifests" / "bench_provider" / f"{DAY.isoformat()}.csv"
+    return {r.file_name: r.sha256 for r in read_manifest(path) if r.status == "copied"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
+
+@dataclass
+class Ctx:
+    peer: Peer
+    handle: Any  # the ServerHandle (drop() cuts the line)
+    sizes: Sizes
+    work: Path
+    report: Report
+
+    @property
+    def data(self) -> Path:
+        return self.peer.data / "bench"
+
+    @property
+    def out(self) -> Path:
+        return self.work / "out"
+
+
+def compare_tools(
+    ctx: Ctx, case: str, folder: Path, source: dict[str, tuple[int, str]], *, with_gcm: bool
+) -> float | None:
+    """Interleaved runs of every tool on ``folder``; rows with medians; returns our ratio."""
+    total = sum(size for size, _ in source.values())
+    remote = ctx.peer.remote(folder)
+    runs: dict[str, list[tuple[float, float, float]]] = {}  # tool -> [(seconds, rss, cpu)]
+    notes: dict[str, str] = {}
+    tools: list[tuple[str, Callable[[int], None]]] = []
+
+    def ours(tool: str, encryption: str | None) -> Callable[[int], None]:
+        def run(rep: int) -> None:
+            root = fresh(ctx.out / case / tool.replace(" ", "_"))
+            proc, result = run_ours(ctx.peer, folder, root, sizes=ctx.sizes, encryption=encryption)
+            check_tree(source, landed_folder(root), full=rep == 0)
+            hashes = manifest_hashes(root)
+            if {n: h for n, (_, h) in source.items()} != hashes:
+                raise BenchError(f"{case}: manifest SHA-256 differs from the source files")
+            runs.setdefault(tool, []).append((result["seconds"], proc.peak_rss_mb, result["cpu_s"]))
+            notes[tool] = result["cipher"]
+            ctx.report.outputs[f"{case}/{tool}"] = landed_folder(root)
+
+        return run
+
+    def openssh(rep: int) -> None:
+        dest = fresh(ctx.out / case / "openssh") / "files"  # sftp creates it
+        proc = run_sftp_get(ctx.peer, remote, dest)
+        t0 = time.perf_counter()
+        os.sync()  # what our fsync per file costs, paid by OpenSSH after the fact
+        flush = time.perf_counter() - t0
+        check_tree(source, dest, full=rep == 0)
+        runs.setdefault("openssh sftp", []).append((proc.seconds, proc.peak_rss_mb, proc.cpu_s))
+        runs.setdefault("openssh sftp + sync", []).append(
+            (proc.seconds + flush, proc.peak_rss_mb, proc.cpu_s)
+        )
+        ctx.report.outputs[f"{case}/openssh sftp"] = dest
+
+    def rclone(rep: int) -> None:
+        dest = fresh(ctx.out / case / "rclone")
+        proc = run_rclone(ctx.peer, remote, dest)
+        check_tree(source, dest, full=rep == 0)
+        runs.setdefault("rclone copy", []).append((proc.seconds, proc.peak_rss_mb, proc.cpu_s))
+
+    tools.append(("openssh", openssh))
+    tools.append(("ours", ours("cc-intake copy_day", None)))
+    if with_gcm:
+        tools.append(
+            ("ours-gcm", ours("cc-intake copy_day [aes128-gcm]", "aes128-gcm@openssh.com"))
+        )
+    have_rclone = shutil.which("rclone") is not None
+    if have_rclone:
+        tools.append(("rclone", rclone))
+    for rep in range(max(1, ctx.sizes.repeats)):
+        for name, run in tools:
+            say(f"{case}: {name} run {rep + 1}/{ctx.sizes.repeats}")
+            run(rep)
+    reference = statistics.median(s for s, _, _ in runs["openssh sftp"])
+    order = [
+        "cc-intake copy_day",
+        "cc-intake copy_day [aes128-gcm]",
+        "openssh sftp",
+        "openssh sftp + sync",
+        "rclone copy",
+    ]
+    ratio = None
+    for tool in order:
+        if tool not in runs:
+            continue
+        seconds = [s for s, _, _ in runs[tool]]
+        med = statistics.median(seconds)
+        spread = f"median of {len(seconds)} ({min(seconds):.2f}-{max(seconds):.2f})"
+        note = f"{spread}; {notes[tool]}" if tool in notes else spread
+        if tool == "openssh sftp + sync":
+            note = "sftp, then sync: the durability our copy has when it returns"
+        ctx.report.rows.append(
+            Row(
+                case=case,
+                tool=tool,
+                seconds=med,
+                nbytes=total,
+                peak_rss_mb=max(r for _, r, _ in runs[tool]),
+                cpu_s=statistics.median(c for _, _, c in runs[tool]),
+                ratio=reference / med,
+                note=note,
+            )
+        )
+        if tool == "cc-intake copy_day":
+            ratio = reference / med
+    if not have_rclone:
+        ctx.report.rows.append(Row(case=case, tool="rclone copy", note="not installed: skipped"))
+    return ratio
+
+
+def case_day(ctx: Ctx) -> None:
+    s = ctx.sizes
+    count = max(1, s.day_mb // s.day_file_mb)
+    folder = ctx.data / "day" / f"{DAY:%Y%m%d}"
+    source = ensure_dataset(folder, count, s.day_file_mb * MB)
+    ratio = compare_tools(ctx, "day", folder, source, with_gcm=True)
+    ctx.report.day_ratio = ratio
+    label = f"{count * s.day_file_mb / 1000:g} GB day of {s.day_file_mb} MB files"
+    ctx.report.targets.append(
+        Target(
+            f"copy throughput, {label}, SHA-256 included",
+            ">= 0.9 x OpenSSH sftp",
+            f"{ratio:.2f} x",
+            ratio is not None and ratio >= 0.9,
+        )
+    )
+
+
+def case_small(ctx: Ctx) -> None:
+    s = ctx.sizes
+    folder = ctx.data / "small" / f"{DAY:%Y%m%d}"
+    source = ensure_dataset(folder, s.small_files, s.small_kb * 1000)
+    ratio = compare_tools(ctx, "small", folder, source, with_gcm=True)
+    ctx.report.targets.append(
+        Target(
+            f"copy throughput, {s.small_files} files of {s.small_kb} KB",
+            ">= 0.9 x OpenSSH sftp (get -r)",
+            f"{ratio:.2f} x",
+            ratio is not None and ratio >= 0.9,
+        )
+    )
+
+
+def many_dataset(ctx: Ctx) -> tuple[Path, dict[str, tuple[int, str]]]:
+    s = ctx.sizes
+    folder = ctx.data / "many" / f"{DAY:%Y%m%d}"
+    return folder, ensure_dataset(folder, s.listing_entries, s.listing_kb * 1000)
+
+
+class CountingSFTP:
+    """The asyncssh client, counting the calls made on it (the listing's proof of one read)."""
+
+    def __init__(self, sftp: Any) -> None:
+        self._sftp = sftp
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._sftp, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def case_listing(ctx: Ctx) -> None:
+    folder, source = many_dataset(ctx)
+    remote = ctx.peer.remote(folder)
+    best: tuple[float, float] | None = None
+    calls: dict[str, int] = {}
+    for _ in range(max(1, ctx.sizes.repeats)):
+        seconds, cpu, entries, calls = asyncio.run(_timed_listing(ctx.peer, remote))
+        if entries != len(source):
+            raise BenchError(f"list_folder({remote}) saw {entries} entries, expected {len(source)}")
+        best = (seconds, cpu) if best is None or seconds < best[0] else best
+    assert best is not None
+    one_read = calls == {"readdir": 1}
+    ctx.report.rows.append(
+        Row(
+            case="listing",
+            tool="cc-intake list_folder",
+            seconds=best[0],
+            cpu_s=best[1],
+            note=f"{len(source)} entries, best of {max(1, ctx.sizes.repeats)}; "
+            f"client calls {calls} (no stat per entry)",
+        )
+    )
+    batch = ctx.work / "sftp_ls_batch"
+    batch.write_text(f'ls -l "{remote}"\n')
+    proc = run_measured(sftp_cmd(ctx.peer, batch))
+    if proc.rc != 0:
+        raise BenchError(f"sftp ls -l {remote} failed ({proc.rc}): {proc.stderr.strip()}")
+    ctx.report.rows.append(
+        Row(
+            case="listing",
+            tool="openssh sftp ls -l",
+            seconds=proc.seconds,
+            peak_rss_mb=proc.peak_rss_mb,
+            cpu_s=proc.cpu_s,
+            ratio=proc.seconds / best[0],
+            note="for reference",
+        )
+    )
+    ctx.report.targets.append(
+        Target(
+            f"listing a folder of {len(source)} entries",
+            "< 5 s on loopback, one directory read",
+            f"{best[0]:.2f} s, {calls}",
+            best[0] < 5 and one_read,
+        )
+    )
+
+
+async def _timed_listing(peer: Peer, remote: str) -> tuple[float, float, int, dict[str, int]]:
+    from include.cc_intake.transfer import list_folder
+
+    async with peer.connect() as sftp:
+        counting = CountingSFTP(sftp)
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        entries = await list_folder(counting, remote, "ENTRANTS")  # type: ignore[arg-type]
+        seconds = time.perf_counter() - t0
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    return seconds, cpu, len(entries or []), counting.calls
+
+
+def big_dataset(ctx: Ctx) -> tuple[Path, dict[str, tuple[int, str]]]:
+    folder = ctx.data / "big" / f"{DAY:%Y%m%d}"
+    return folder, ensure_dataset(folder, 1, ctx.sizes.big_mb * MIB)
+
+
+def case_memory(ctx: Ctx) -> None:
+    s = ctx.sizes
+    big, big_src = big_dataset(ctx)
+    many, many_src = many_dataset(ctx)
+    say("memory: idle task")
+    idle, _ = run_ours(ctx.peer, big, fresh(ctx.out / "memory" / "idle"), sizes=s, mode="idle")
+    ctx.report.rows.append(
+        Row(
+            case="memory",
+            tool="idle task (imports + session)",
+            peak_rss_mb=idle.peak_rss_mb,
+            note="baseline",
+        )
+    )
+    for label, folder, source in (
+        (f"1 file of {mib(s.big_mb * MIB)}", big, big_src),
+        (f"{len(many_src)} files of {s.listing_kb} KB", many, many_src),
+    ):
+        say(f"memory: copy_day, {label}")
+        root = fresh(ctx.out / "memory" / "ours")
+        proc, result = run_ours(ctx.peer, folder, root, sizes=s)
+        check_tree(source, landed_folder(root), full=True)
+        total = sum(size for size, _ in source.values())
+        above = proc.peak_rss_mb - idle.peak_rss_mb
+        say(f"memory: openssh sftp, {label}")
+        dest = fresh(ctx.out / "memory" / "openssh") / "files"
+        cli = run_sftp_get(ctx.peer, ctx.peer.remote(folder), dest)
+        check_tree(source, dest, full=False)
+        ctx.report.rows.append(
+            Row(
+                case="memory",
+                tool=f"cc-intake copy_day, {label}",
+                seconds=result["seconds"],
+                nbytes=total,
+                peak_rss_mb=proc.peak_rss_mb,
+                cpu_s=result["cpu_s"],
+                ratio=cli.seconds / result["seconds"],
+                note=f"{above:.0f} MB above the idle task",
+            )
+        )
+        ctx.report.rows.append(
+            Row(
+                case="memory",
+                tool=f"openssh sftp, {label}",
+                seconds=cli.seconds,
+                nbytes=total,
+                peak_rss_mb=cli.peak_rss_mb,
+                cpu_s=cli.cpu_s,
+                ratio=1.0,
+            )
+        )
+        ctx.report.targets.append(
+            Target(
+                f"peak memory of the copy, {label}",
+                "< 300 MB above an idle task",
+                f"{above:.0f} MB ({proc.peak_rss_mb:.0f} MB peak)",
+                above < 300,
+            )
+        )
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(dest.parent, ignore_errors=True)
+
+
+def case_resume(ctx: Ctx) -> None:
+    """Cut the line mid-file, retry with the same run token: the retry reads only the rest."""
+    from include.cc_intake.naming import RemoteEntry
+    from include.cc_intake.transfer import CopyJob, copy_all
+
+    big, source = big_dataset(ctx)
+    [(name, (size, sha))] = source.items()
+    root = fresh(ctx.out / "resume")
+    final = root / name
+    stat = (big / name).stat()
+    entry = RemoteEntry(
+        "ENTRANTS", name, f"{ctx.peer.remote(big)}/{name}", size, int(stat.st_mtime), "file"
+    )
+    job = CopyJob(entry=entry, final=final)
+    tmp = job.tmp(TOKEN)
+    cut_at: list[int] = []
+
+    def cutter() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not cut_at:
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_size >= size // 2:
+                    cut_at.append(tmp.stat().st_size)
+                    ctx.handle.drop()
+                    return
+            time.sleep(0.005)
+
+    async def attempt(lines: list[str], cap: int | None) -> tuple[float, Any]:
+        async with ctx.peer.connect() as sftp:
+            t0 = time.perf_counter()
+            outcomes = await copy_all(
+                sftp,
+                [job],
+                token=TOKEN,
+                root=root,
+                max_parallel=1,
+                bytes_per_s=cap,
+                on_progress=lines.append,
+            )
+            return time.perf_counter() - t0, outcomes[0]
+
+    say("resume: first attempt, cut at half")
+    thread = threading.Thread(target=cutter, daemon=True)
+    thread.start()
+    first_lines: list[str] = []
+    try:
+        # A cap of half the file per second: at least two seconds, so the cut lands mid-file
+        # even for a small file (no throttling at all for 2 GiB on loopback).
+        first_s, first = asyncio.run(attempt(first_lines, max(size // 2, MIB)))
+    except Exception as exc:  # the cut may surface while the session closes
+        first_s, first = float("nan"), None
+        say(f"resume: first attempt raised {type(exc).__name__}: {exc}")
+    thread.join(5)
+    kept = tmp.stat().st_size if tmp.exists() else 0
+    if first is not None and first.ok:
+        raise BenchError("resume: the copy finished before the line could be cut")
+    say("resume: retry")
+    retry_lines: list[str] = []
+    retry_s, retry = asyncio.run(attempt(retry_lines, None))
+    if not retry.ok:
+        raise BenchError(f"resume: retry failed: {retry.error}")
+    if retry.sha256 != sha or _sha256(final) != sha:
+        raise BenchError("resume: the resumed file differs from the source")
+    reread = size - retry.resumed_from
+    ctx.report.rows.append(
+        Row(
+            case="resume",
+            tool="cc-intake copy_all, cut",
+            seconds=first_s,
+            nbytes=kept,
+            note=f"line cut at {cut_at[0] / MIB:.0f} MiB of {size / MIB:.0f} MiB; "
+            f"{kept / MIB:.0f} MiB kept in the temporary file"
+            if cut_at
+            else "not cut",
+        )
+    )
+    ctx.report.rows.append(
+        Row(
+            case="resume",
+            tool="cc-intake copy_all, retry",
+            seconds=retry_s,
+            nbytes=reread,
+            note=f"resumed from byte {retry.resumed_from}; re-read {reread / MIB:.0f} MiB of "
+            f"{size / MIB:.0f} MiB, SHA-256 of the whole file checked; "
+            f"{retry_lines[-1] if retry_lines else ''}",
+        )
+    )
+    ctx.report.targets.append(
+        Target(
+            f"interrupted {mib(size)} transfer",
+            "resumes, no restart from byte 0",
+            f"retry re-read {reread / MIB:.0f} of {size / MIB:.0f} MiB",
+            retry.resumed_from > 0 and reread < size,
+        )
+    )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+PARSE_PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+    t0 = time.perf_counter()
+    import airflow  # noqa: F401
+    from airflow.dag_processing.dagbag import DagBag
+    t1 = time.perf_counter()
+    bag = DagBag(dag_folder=sys.argv[1])
+    t2 = time.perf_counter()
+    print("RESULT " + json.dumps({"import_s": t1 - t0, "fill_s": t2 - t1,
+                                  "dags": len(bag.dags),
+                                  "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+    """
+)
+
+
+def case_parse(ctx: Ctx) -> None:
+    import yaml
+
+    from tests.helpers import provider_dict
+
+    folder = ctx.work / "providers"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i in range(ctx.sizes.providers):
+        pid = f"bench_p{i:03d}"
+        data = provider_dict(id=pid, name=f"Bench provider {i}")
+        data["recordings"]["sftp_conn_id"] = f"sftp_{pid}"
+        (folder / f"{pid}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    home = fresh(ctx.work / "airflow_home")
+    env = _env()
+    env.update(
+        {
+            "CC_INTAKE_PROVIDERS_DIR": str(folder),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        }
+    )
+    env.pop("CC_INTAKE_SANDBOX", None)
+    fills = []
+    result: dict[str, Any] = {}
+    for _ in range(max(1, ctx.sizes.repeats)):
+        proc = run_measured([sys.executable, "-c", PARSE_PROBE, str(ROOT / "dags")], env=env)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise BenchError(f"DagBag probe failed ({proc.rc}):\n{proc.stderr[-3000:]}")
+        result = json.loads(line.removeprefix("RESULT "))
+        fills.append(result["fill_s"])
+    fill = statistics.median(fills)
+    ok = not result["errors"] and result["dags"] == ctx.sizes.providers
+    ctx.report.rows.append(
+        Row(
+            case="parse",
+            tool="DagBag fill of dags/",
+            seconds=fill,
+            peak_rss_mb=proc.peak_rss_mb,
+            note=f"{result['dags']} DAGs, {len(result['errors'])} import errors; median of "
+            f"{len(fills)}; importing Airflow first took {result['import_s']:.2f} s",
+        )
+    )
+    ctx.report.targets.append(
+        Target(
+            f"parse of dags/ with {ctx.sizes.providers} provider YAMLs",
+            "< 1 s, no import errors",
+            f"{fill:.2f} s, {len(result['errors'])} errors",
+            fill < 1 and ok,
+        )
+    )
+
+
+# --- shaped link -------------------------------------------------------------------------------
+
+
+def shaped_blocker() -> str | None:
+    """Why the shaped-link case cannot run here, or None."""
+    from tests.integration.servers import SSHD
+
+    if os.geteuid() != 0:
+        return "not root (a network namespace and a qdisc need CAP_NET_ADMIN)"
+    missing = [t for t in ("ip", "tc") if shutil.which(t) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed (iproute2)"
+    if not SSHD.exists():
+        return f"{SSHD} not installed"
+    return None
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(list(args), capture_output=True, text=True, check=False)
+    if check and out.returncode != 0:
+        raise BenchError(f"{' '.join(args)}: {out.stderr.strip()}")
+    return out
+
+
+@dataclass
+class ShapedLink:
+    ns: str
+    host_if: str
+    ns_if: str
+    host_ip: str
+    ns_ip: str
+
+
+@contextlib.contextmanager
+def shaped_link(mbit: float) -> Iterator[ShapedLink]:
+    """A veth pair into a fresh network namespace, both ends shaped by ``tbf`` at ``mbit``."""
+    tag = f"{os.getpid() % 100000}"
+    taken = _ip("ip", "-o", "-4", "addr", "show", check=False).stdout
+    # A /30 of our own in 169.254/16 that no other interface (another run's) uses.
+    octet = next(
+        (n for n in range(os.getpid() % 250 + 1, 251) if f" 169.254.{n}." not in taken),
+        next(n for n in range(1, 251) if f" 169.254.{n}." not in taken),
+    )
+    link = ShapedLink(
+        ns=f"ccbench{tag}",
+        host_if=f"ccb{tag}h",
+        ns_if=f"ccb{tag}n",
+        host_ip=f"169.254.{octet}.1",
+        ns_ip=f"169.254.{octet}.2",
+    )
+    rate = f"{mbit:g}mbit"
+    try:
+        _ip("ip", "netns", "add", link.ns)
+        _ip("ip", "link", "add", link.host_if, "type", "veth", "peer", "name", link.ns_if)
+        _ip("ip", "link", "set", link.ns_if, "netns", link.ns)
+        _ip("ip", "addr", "add", f"{link.host_ip}/30", "dev", link.host_if)
+        _ip("ip", "link", "set", link.host_if, "up")
+        _ip("ip", "-n", link.ns, "addr", "add", f"{link.ns_ip}/30", "dev", link.ns_if)
+        _ip("ip", "-n", link.ns, "link", "set", link.ns_if, "up")
+        _ip("ip", "-n", link.ns, "link", "set", "lo", "up")
+        tbf = ["root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"]
+        _ip("tc", "qdisc", "add", "dev", link.host_if, *tbf)
+        _ip("ip", "netns", "exec", link.ns, "tc", "qdisc", "add", "dev", link.ns_if, *tbf)
+        yield link
+    finally:
+        _ip("ip", "link", "del", link.host_if, check=False)
+        _ip("ip", "netns", "del", link.ns, check=False)
+
+
+def qdisc_sent_bytes(link: ShapedLink) -> int:
+    out = _ip("ip", "netns", "exec", link.ns, "tc", "-s", "qdisc", "show", "dev", link.ns_if)
+    words = out.stdout.split()
+    return int(words[words.index("Sent") + 1])
+
+
+@contextlib.contextmanager
+def sshd_in_namespace(link: ShapedLink, work: Path, data: Path) -> Iterator[Peer]:
+    from include.cc_intake.sandbox.keys import ensure_keys
+    from tests.integration.servers import SSHD
+
+    keys = ensure_keys(work / "server" / "keys")
+    base = work / "shaped_sshd"
+    base.mkdir(parents=True, exist_ok=True)
+    authorized = base / "authorized_keys"
+    authorized.write_text(keys.client_public_line + "\n")
+    authorized.chmod(0o600)
+    Path("/run/sshd").mkdir(exist_ok=True)
+    port = 2222
+    config = base / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                f"ListenAddress {link.ns_ip}",
+                f"HostKey {keys.host_key_path}",
+                f"PidFile {base / 'sshd.pid'}",
+                f"AuthorizedKeysFile {authorized}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "Subsystem sftp internal-sftp",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", link.ns, str(SSHD), "-D", "-e", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((link.ns_ip, port), 0.5):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise BenchError(f"sshd in namespace {link.ns} did not start: {err}")
+            time.sleep(0.05)
+        login = (
+            os.environ.get("USER")
+            or subprocess.run(
+                ["id", "-un"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+        yield Peer(
+            host=link.ns_ip,
+            port=port,
+            login=login,
+            key_path=keys.client_key_path,
+            known_hosts_line=keys.known_hosts_line(link.ns_ip, port),
+            prefix=str(data),
+            data=data,
+            work=work,
+        )
+    finally:
+        _kill_group(proc.pid)
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def case_shaped(ctx: Ctx) -> None:
+    s = ctx.sizes
+    blocker = shaped_blocker()
+    if blocker:
+        ctx.report.rows.append(
+            Row(case="shaped", tool="cc-intake copy_day", note=f"cannot run: {blocker}")
+        )
+        ctx.report.targets.append(
+            Target(
+                f"copy over a link shaped to {s.shaped_mbit:g} Mbit/s",
+                ">= 95 % of the link rate",
+                f"not measured: {blocker}",
+                None,
+            )
+        )
+        return
+    link_bytes_s = s.shaped_mbit * 1e6 / 8
+    total = int(link_bytes_s * s.shaped_seconds)
+    count = 4
+    folder = ctx.data / "shaped" / f"{DAY:%Y%m%d}"
+    source = ensure_dataset(folder, count, max(1, total // count))
+    total = sum(size for size, _ in source.values())
+    with (
+        shaped_link(s.shaped_mbit) as link,
+        sshd_in_namespace(link, ctx.work, ctx.peer.data) as peer,
+    ):
+        say(f"shaped: copy_day through {link.ns} at {s.shaped_mbit:g} Mbit/s")
+        sent0 = qdisc_sent_bytes(link)
+        root = fresh(ctx.out / "shaped" / "ours")
+        proc, result = run_ours(peer, folder, root, sizes=s)
+        wire = qdisc_sent_bytes(link) - sent0
+        check_tree(source, landed_folder(root), full=True)
+        ours_s = result["seconds"]
+        goodput = total / ours_s / link_bytes_s
+        busy = wire / ours_s / link_bytes_s
+        say("shaped: openssh sftp through the same link")
+        sent0 = qdisc_sent_bytes(link)
+        dest = fresh(ctx.out / "shaped" / "openssh") / "files"
+        cli = run_sftp_get(peer, peer.remote(folder), dest)
+        cli_wire = qdisc_sent_bytes(link) - sent0
+        check_tree(source, dest, full=True)
+        capped: tuple[float, float] | None = None
+        if s.shaped_cap_mbit:
+            say(f"shaped: copy_day with max_bandwidth {s.shaped_cap_mbit:g}Mbit")
+            sent0 = qdisc_sent_bytes(link)
+            root = fresh(ctx.out / "shaped" / "capped")
+            _, result = run_ours(
+                peer, folder, root, sizes=s, max_bandwidth=f"{s.shaped_cap_mbit:g}Mbit"
+            )
+            capped = (result["seconds"], qdisc_sent_bytes(link) - sent0)
+            check_tree(source, landed_folder(root), full=True)
+    ctx.report.rows.append(
+        Row(
+            case="shaped",
+            tool="cc-intake copy_day",
+            seconds=ours_s,
+            nbytes=total,
+            peak_rss_mb=proc.peak_rss_mb,
+            cpu_s=result["cpu_s"],
+            ratio=cli.seconds / ours_s,
+            note=f"file bytes {goodput:.1%} of {s.shaped_mbit:g} Mbit/s; "
+            f"link busy {busy:.1%} (bytes through tbf, headers included)",
+        )
+    )
+    ctx.report.rows.append(
+        Row(
+            case="shaped",
+            tool="openssh sftp",
+            seconds=cli.seconds,
+            nbytes=total,
+            peak_rss_mb=cli.peak_rss_mb,
+            cpu_s=cli.cpu_s,
+            ratio=1.0,
+            note=f"file bytes {total / cli.seconds / link_bytes_s:.1%}; "
+            f"link busy {cli_wire / cli.seconds / link_bytes_s:.1%}",
+        )
+    )
+    if capped is not None:
+        cap_s, cap_wire = capped
+        mbit = total * 8 / cap_s / 1e6
+        ctx.report.rows.append(
+            Row(
+                case="shaped",
+                tool=f"cc-intake copy_day, max_bandwidth {s.shaped_cap_mbit:g}Mbit",
+                seconds=cap_s,
+                nbytes=total,
+                note=f"file bytes at {mbit:.2f} Mbit/s under a {s.shaped_cap_mbit:g} Mbit/s cap; "
+                f"link busy {cap_wire / cap_s / link_bytes_s:.1%}",
+            )
+        )
+        ctx.report.targets.append(
+            Target(
+                f"max_bandwidth {s.shaped_cap_mbit:g}Mbit on that link",
+                "the cap holds, the rest of the link stays free",
+                f"{mbit:.2f} Mbit/s of file bytes",
+                mbit <= s.shaped_cap_mbit * 1.02,
+            )
+        )
+    ctx.report.targets.append(
+        Target(
+            f"copy over a link shaped to {s.shaped_mbit:g} Mbit/s",
+            ">= 95 % of the link rate",
+            f"{busy:.1%} of the link busy; file bytes {goodput:.1%} "
+            "(TCP/IP/SSH headers are the rest)",
+            busy >= 0.95,
+        )
+    )
+
+
+CASE_FUNCS: dict[str, Callable[[Ctx], None]] = {
+    "day": case_day,
+    "small": case_small,
+    "listing": case_listing,
+    "memory": case_memory,
+    "resume": case_resume,
+    "parse": case_parse,
+    "shaped": case_shaped,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def machine() -> str:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False).stderr
+    return (
+        f"{dt.datetime.now():%Y-%m-%d %H:%M}; {os.cpu_count()} CPUs ({cpu}); "
+        f"kernel {platform.release()}; Python {platform.python_version()}; "
+        f"{ssh.strip() or 'ssh ?'}"
+    )
+
+
+def run_bench(
+    sizes: Sizes,
+    work: Path,
+    cases: list[str],
+    out: IO[str] = sys.stdout,
+    *,
+    server: str = "auto",
+) -> Report:
+    """Run ``cases`` at ``sizes`` with data under ``work``; print and return the report."""
+    work = work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    with loopback_server(work, server) as (peer, handle):
+        peer_data = peer.data / "bench"
+        peer_data.mkdir(parents=True, exist_ok=True)
+        ctx = Ctx(peer=peer, handle=handle, sizes=sizes, work=work, report=report)
+        say(f"server: {handle.kind} on 127.0.0.1:{peer.port}; cases: {', '.join(cases)}")
+        for case in cases:
+            t0 = time.perf_counter()
+            CASE_FUNCS[case](ctx)
+            say(f"{case}: done in {time.perf_counter() - t0:.0f} s")
+    what = "OpenSSH sshd" if handle.kind == "openssh" else "the sandbox's asyncssh server"
+    knobs = ", ".join(f"{f.name}={getattr(sizes, f.name)}" for f in dataclasses.fields(Sizes))
+    header = f"machine: {machine()}\nserver: {what} on 127.0.0.1; sizes: {knobs}"
+    print(render(report, header=header + "\n"), file=out, flush=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, sizes = parse_args(argv)
+    if args.worker:
+        worker_main(args.worker)
+        return 0
+    cases = [c.strip() for c in args.only.split(",") if c.strip()] or list(CASES)
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        print(f"unknown case(s) {unknown}; choose among {CASES}", file=sys.stderr)
+        return 2
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the cleanups (namespace, sshd)
+
+    signal.signal(signal.SIGTERM, stop)
+    report = run_bench(sizes, args.work, cases, server=args.server)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": [dataclasses.asdict(r) | {"mb_per_s": r.mb_per_s} for r in report.rows],
+                    "targets": [dataclasses.asdict(t) for t in report.targets],
+                    "day_ratio": report.day_ratio,
+                },
+                indent=2,
+            )
+        )
+    shutil.rmtree(args.work / "out", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
