@@ -1209,7 +1209,7 @@ def qdisc_sent_bytes(link: ShapedLink) -> int:
 @contextlib.contextmanager
 def sshd_in_namespace(link: ShapedLink, work: Path, data: Path) -> Iterator[Peer]:
     from include.cc_intake.sandbox.keys import ensure_keys
-    from tests.integration.servers import SSHD
+    from tests.integration.servers import SSHD, sshd_config
 
     keys = ensure_keys(work / "server" / "keys")
     base = work / "shaped_sshd"
@@ -1220,26 +1220,7 @@ def sshd_in_namespace(link: ShapedLink, work: Path, data: Path) -> Iterator[Peer
     Path("/run/sshd").mkdir(exist_ok=True)
     port = 2222
     config = base / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                f"ListenAddress {link.ns_ip}",
-                f"HostKey {keys.host_key_path}",
-                f"PidFile {base / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PubkeyAuthentication yes",
-                "PermitRootLogin prohibit-password",
-                "StrictModes no",
-                "UsePAM no",
-                "Subsystem sftp internal-sftp",
-                "LogLevel ERROR",
-                "",
-            ]
-        )
-    )
+    config.write_text(sshd_config(port, link.ns_ip, keys, base, authorized))
     proc = subprocess.Popen(
         ["ip", "netns", "exec", link.ns, str(SSHD), "-D", "-e", "-f", str(config)],
         stdout=subprocess.DEVNULL,

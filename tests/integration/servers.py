@@ -104,6 +104,28 @@ def sandbox_server(base: Path, **kwargs: Any) -> Iterator[ServerHandle]:
         server.stop()
 
 
+def sshd_config(port: int, listen: str, keys: SandboxKeys, base: Path, authorized: Path) -> str:
+    """A foreground sshd serving SFTP to one key, nothing else (tests and benchmarks)."""
+    return "\n".join(
+        [
+            f"Port {port}",
+            f"ListenAddress {listen}",
+            f"HostKey {keys.host_key_path}",
+            f"PidFile {base / 'sshd.pid'}",
+            f"AuthorizedKeysFile {authorized}",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "PermitRootLogin prohibit-password",
+            "StrictModes no",
+            "UsePAM no",
+            "Subsystem sftp internal-sftp",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
+
+
 @contextlib.contextmanager
 def openssh_server(base: Path) -> Iterator[ServerHandle]:
     keys = ensure_keys(base / "keys")
@@ -115,26 +137,7 @@ def openssh_server(base: Path) -> Iterator[ServerHandle]:
     authorized.chmod(0o600)
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
     config = base / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {keys.host_key_path}",
-                f"PidFile {base / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PubkeyAuthentication yes",
-                "PermitRootLogin prohibit-password",
-                "StrictModes no",
-                "UsePAM no",
-                "Subsystem sftp internal-sftp",
-                "LogLevel ERROR",
-                "",
-            ]
-        )
-    )
+    config.write_text(sshd_config(port, "127.0.0.1", keys, base, authorized))
     proc = subprocess.Popen(
         [str(SSHD), "-D", "-e", "-f", str(config)],
         stdout=subprocess.DEVNULL,
