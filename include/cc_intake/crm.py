@@ -24,7 +24,6 @@ import email.utils
 import io
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,7 +38,7 @@ import requests
 from include.cc_intake.config import DigitalConfig
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ConfigError, ExportError
-from include.cc_intake.layout import tmp_path_for
+from include.cc_intake.layout import atomic_writer, tmp_path_for
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,6 @@ MAX_REDIRECTS = 5
 MAX_PAGES = 100_000
 """Last-resort guard against a CRM that keeps inventing new cursors or links."""
 EXCERPT_CHARS = 200
-FILE_MODE = 0o640
-DIR_MODE = 0o750
 
 _MISSING: Any = object()
 
@@ -574,29 +571,6 @@ def _safe_token(run_token: str) -> str:
     return token[:80] or "run"
 
 
-def _make_dirs(folder: Path) -> None:
-    """Create ``folder`` and missing parents as 0750 (umask would otherwise decide)."""
-    missing = []
-    current = folder
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=DIR_MODE)
-        except FileExistsError:  # a concurrent run of the same day made it first
-            continue
-        path.chmod(DIR_MODE)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def temp_path(dest: Path, run_token: str) -> Path:
     """The run-unique temporary name beside ``dest`` (swept like every other: layout.py)."""
     return tmp_path_for(dest, _safe_token(run_token))
@@ -681,58 +655,47 @@ def export_day(
         connect_timeout=connect_timeout,
     )
     params = render_params(cfg, day, tz)
-    _make_dirs(dest.parent)
-    tmp = temp_path(dest, run_token)
     seen_ids: set[str] = set()
     records = duplicates = pages = 0
     stated_total: int | None = None
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            for page in _pages(client, params):
-                pages = page.number
-                fresh = 0
-                for index, record in enumerate(page.records):
-                    key = client.record_id(record, index, page.path, page.number)
-                    if key in seen_ids:
-                        duplicates += 1
-                        continue
-                    seen_ids.add(key)
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    fresh += 1
-                records += fresh
-                if stated_total is None:
-                    stated_total = page.total
-                if (
-                    cfg.pagination.type == "page"
-                    and page.records
-                    and fresh == 0
-                    and len(page.records) >= cfg.pagination.page_size
-                ):
-                    raise client.fail(
-                        page.path,
-                        page.number,
-                        "a full page of records already exported: the CRM seems to ignore "
-                        f"'{cfg.pagination.page_param}' (loop guard)",
-                    )
-                log.info(
-                    "CRM export %s %s: page %d (%s) gave %d record(s), %d new; %d so far",
-                    provider,
-                    day.isoformat(),
-                    page.number,
+    # Nothing under the final name until the last page is in; a failure leaves the old file.
+    with atomic_writer(dest, _safe_token(run_token)) as out:
+        for page in _pages(client, params):
+            pages = page.number
+            fresh = 0
+            for index, record in enumerate(page.records):
+                key = client.record_id(record, index, page.path, page.number)
+                if key in seen_ids:
+                    duplicates += 1
+                    continue
+                seen_ids.add(key)
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                fresh += 1
+            records += fresh
+            if stated_total is None:
+                stated_total = page.total
+            if (
+                cfg.pagination.type == "page"
+                and page.records
+                and fresh == 0
+                and len(page.records) >= cfg.pagination.page_size
+            ):
+                raise client.fail(
                     page.path,
-                    len(page.records),
-                    fresh,
-                    records,
+                    page.number,
+                    "a full page of records already exported: the CRM seems to ignore "
+                    f"'{cfg.pagination.page_param}' (loop guard)",
                 )
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(dest)
-        _fsync_dir(dest.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            log.info(
+                "CRM export %s %s: page %d (%s) gave %d record(s), %d new; %d so far",
+                provider,
+                day.isoformat(),
+                page.number,
+                page.path,
+                len(page.records),
+                fresh,
+                records,
+            )
     log.info(
         "CRM export %s %s: %d record(s) in %d page(s), %d duplicate(s) dropped, "
         "CRM states %s; landed %s",

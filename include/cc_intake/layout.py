@@ -73,18 +73,31 @@ def run_token(run_id: str) -> str:
     return hashlib.sha256(run_id.encode()).hexdigest()[:10]
 
 
-def make_dirs(path: Path, *, stop_at: Path) -> None:
-    """Create ``path`` and its parents below ``stop_at`` with mode 0750 (``stop_at`` too)."""
-    stop_at.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+def make_dirs(path: Path, *, stop_at: Path | None = None) -> None:
+    """Create ``path`` and its missing parents with mode 0750, whatever the umask.
+
+    With ``stop_at`` (the data root), that folder is created too and nothing above it.
+    """
+    if stop_at is not None:
+        stop_at.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     missing = []
     current = path
     while not current.exists() and current != stop_at and current != current.parent:
         missing.append(current)
         current = current.parent
     for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        with contextlib.suppress(FileExistsError):  # a concurrent run of the day made it first
             folder.mkdir(mode=DIR_MODE)
         os.chmod(folder, DIR_MODE)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
@@ -94,8 +107,13 @@ def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
 
 
 @contextlib.contextmanager
-def atomic_writer(final: Path, token: str, *, root: Path, binary: bool = False) -> Iterator[IO]:
-    """Write to a temporary sibling, fsync, then rename onto ``final``; nothing on failure."""
+def atomic_writer(
+    final: Path, token: str, *, root: Path | None = None, binary: bool = False
+) -> Iterator[IO]:
+    """Write to a temporary sibling, fsync, then rename onto ``final``; nothing on failure.
+
+    Text mode is UTF-8 with no newline translation. ``root`` bounds the folders created.
+    """
     make_dirs(final.parent, stop_at=root)
     tmp = tmp_path_for(final, token)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
@@ -107,6 +125,7 @@ def atomic_writer(final: Path, token: str, *, root: Path, binary: bool = False) 
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, final)
+        fsync_dir(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

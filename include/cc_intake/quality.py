@@ -26,11 +26,9 @@ failure messages and pages; the JSON proofs keep exact file names (they sit besi
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import json
-import os
 import secrets
 import warnings
 from collections import defaultdict
@@ -42,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
-from include.cc_intake.layout import FILE_MODE, make_dirs, tmp_path_for
+from include.cc_intake.layout import atomic_writer
 from include.cc_intake.messages import mask_phone
 from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
 from include.cc_intake.report import DailyReport
@@ -880,20 +878,8 @@ def verdict(result: Mapping[str, Any]) -> Status:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``."""
-    make_dirs(path.parent, stop_at=Path(path.anchor))
-    tmp = tmp_path_for(path, secrets.token_hex(5))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.chmod(FILE_MODE)  # the umask may have narrowed it
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with atomic_writer(path, secrets.token_hex(5), binary=True) as handle:
+        handle.write(data)
 
 
 def write_proof(quality_dir: Path, kind: ProofKind, result: Mapping[str, Any]) -> tuple[Path, Path]:
