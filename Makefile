@@ -42,7 +42,11 @@ up: $(STAMP) ## airflow standalone with the sandbox (UI on http://127.0.0.1:$${C
 
 check: $(STAMP) ## Onboarding dry run: make check PROVIDER=<id> [DATE=YYYY-MM-DD]
 	@test -n "$(PROVIDER)" || { echo "usage: make check PROVIDER=<id> [DATE=YYYY-MM-DD]"; exit 2; }
-	$(PY) -m include.cc_intake.airflow.check $(PROVIDER) $(if $(DATE),--date $(DATE))
+	@if [ ! -f include/providers/$(PROVIDER).yaml ] && [ -f include/cc_intake/sandbox/providers/$(PROVIDER).yaml ]; then \
+	  $(PY) -m include.cc_intake.sandbox.check $(PROVIDER) $(if $(DATE),--date $(DATE)); \
+	else \
+	  $(PY) -m include.cc_intake.airflow.check $(PROVIDER) $(if $(DATE),--date $(DATE)); \
+	fi
 
 backfill: $(STAMP) ## Re-process a range of days: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD [DRY_RUN=1]
 	@test -n "$(PROVIDER)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }

@@ -322,3 +322,31 @@ def test_usage_and_config_errors_exit_2(
     code, _, _ = check(capsys)  # no provider id at all
     assert code == EXIT_USAGE
     assert list(data_root.rglob("*")) == []
+
+
+def test_make_check_on_a_sandbox_provider_needs_nothing_else(tmp_path: Path) -> None:
+    """`make check PROVIDER=<sandbox id>` starts the sandbox itself: a newcomer's first command."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "CC_INTAKE"))}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "include.cc_intake.sandbox.check",
+            "acme_abidjan",
+            "--work",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "PRÊT / READY" in out.stdout
+    assert "ENTRANTS: 12 valid on the server / 12 reported" in out.stdout
+    assert not any((tmp_path / "data").rglob("*"))
