@@ -206,3 +206,24 @@ def test_interrupted_copy_leaves_no_partial_and_resumes(
     assert not list(tmp_dir.glob(".*.part"))
     rows = read_manifest(root / "manifests/acme_abidjan/2026-11-25.csv")
     assert rows[0].sha256 == hashlib.sha256(big).hexdigest()
+
+
+def test_recursive_folders_keep_their_sub_path(sftp_server: ServerHandle, tmp_path: Path) -> None:
+    nested = "exports/inbound/20261125/site_b/20261125_120000_AG05_C3001.wav"
+    top = "exports/inbound/20261125/20261125_080102_AG01_C1001.wav"
+    put(sftp_server, nested, b"n" * 1000)
+    put(sftp_server, top, b"t" * 1000)
+    root = tmp_path / "data"
+    summary = run_copy(sftp_server, make_provider(sftp_server, recursive=True), root)
+    assert summary.failures == []
+    day_dir = root / "recordings/acme_abidjan/2026-11-25/ENTRANTS"
+    assert (day_dir / "site_b/20261125_120000_AG05_C3001.wav").read_bytes() == b"n" * 1000
+    assert (day_dir / "20261125_080102_AG01_C1001.wav").read_bytes() == b"t" * 1000
+    rows = read_manifest(root / "manifests/acme_abidjan/2026-11-25.csv")
+    assert {r.file_name for r in rows} == {
+        "site_b/20261125_120000_AG05_C3001.wav",
+        "20261125_080102_AG01_C1001.wav",
+    }
+    # Without `recursive`, the sub-folder is an entry that is not a regular file: listed, not lost.
+    flat = run_copy(sftp_server, make_provider(sftp_server), tmp_path / "flat")
+    assert flat.directions["ENTRANTS"]["rejected"] == {"not_regular_file": 1}
