@@ -1,0 +1,66 @@
+"""The Airflow layer's SFTP session: connection from Airflow, host key checked, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from include.cc_intake.airflow.tasks import open_sftp
+from include.cc_intake.errors import HostKeyError, RemoteError
+from include.cc_intake.recordings import list_day
+from include.cc_intake.sandbox.keys import ensure_keys
+from tests.integration.servers import ServerHandle, free_port
+from tests.integration.test_copy_day import DAY, make_provider, seed_day
+
+pytestmark = pytest.mark.integration
+
+
+def listing(server: ServerHandle) -> dict:
+    cfg = make_provider(server)
+
+    async def go() -> dict:
+        async with open_sftp(cfg, DAY) as sftp:
+            return await list_day(sftp, cfg.recordings, DAY)
+
+    return asyncio.run(go())
+
+
+def test_known_host_key_opens_a_session(
+    sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_day(sftp_server)
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ACME", sftp_server.connection_json())
+    found = listing(sftp_server)
+    assert len(found["ENTRANTS"] or []) == 3
+    assert len(found["SORTANTS"] or []) == 1
+
+
+def test_wrong_host_key_is_refused_naming_provider_and_host_key(
+    sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    other = ensure_keys(tmp_path / "other-keys").host_public_line
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ACME", sftp_server.connection_json(host_key=other))
+    with pytest.raises(HostKeyError) as info:
+        listing(sftp_server)
+    message = str(info.value)
+    assert message.startswith(f"acme_abidjan {DAY}:")
+    assert "host key" in message
+    assert "sftp_acme" in message
+
+
+def test_unreachable_server_names_provider_day_and_connection(
+    sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SFTP_ACME",
+        sftp_server.connection_json().replace(
+            f'"port": {sftp_server.port}', f'"port": {free_port()}'
+        ),
+    )
+    with pytest.raises(RemoteError) as info:
+        listing(sftp_server)
+    assert f"acme_abidjan {DAY}: cannot open an SFTP session with connection 'sftp_acme'" in str(
+        info.value
+    )
