@@ -118,8 +118,8 @@ def _quote_list(values: list[str]) -> str:
 class _Reader:
     """Parsing state for one report file, so every error carries the same context."""
 
-    def __init__(self, path: Path, cfg: DailyReportConfig, provider: str, day: dt.date) -> None:
-        self.path = path
+    def __init__(self, name: str, cfg: DailyReportConfig, provider: str, day: dt.date) -> None:
+        self.name = name
         self.cfg = cfg
         self.provider = provider
         self.day = day
@@ -133,22 +133,10 @@ class _Reader:
     def fail(self, what: str, line: int | None = None) -> ReportError:
         where = f", line {line}" if line is not None else ""
         return ReportError(
-            f"{self.provider} {self.day.isoformat()}: report {self.path.name}{where}: {what}"
+            f"{self.provider} {self.day.isoformat()}: report {self.name}{where}: {what}"
         )
 
-    def read_text(self) -> str:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            raise ReportError(
-                f"{self.provider} {self.day.isoformat()}: report {self.path} not found "
-                f"(expected the provider's end-of-day report for the day)"
-            ) from None
-        except OSError as exc:
-            raise ReportError(
-                f"{self.provider} {self.day.isoformat()}: report {self.path} cannot be read "
-                f"({exc.strerror or exc})"
-            ) from None
+    def text(self, raw: bytes) -> str:
         text = _decode(raw)
         if not text.strip():
             rows = "one row per call" if self.cfg.kind == "detail" else "one row per direction"
@@ -215,8 +203,26 @@ def _cell(row: list[str], index: int) -> str:
 
 def parse_report(path: Path, cfg: DailyReportConfig, *, provider: str, day: dt.date) -> DailyReport:
     """Parse the provider's end-of-day report for ``day`` (see the module docstring)."""
-    reader = _Reader(path, cfg, provider, day)
-    text = reader.read_text()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ReportError(
+            f"{provider} {day.isoformat()}: report {path} not found "
+            f"(expected the provider's end-of-day report for the day)"
+        ) from None
+    except OSError as exc:
+        raise ReportError(
+            f"{provider} {day.isoformat()}: report {path} cannot be read ({exc.strerror or exc})"
+        ) from None
+    return parse_report_content(raw, path.name, cfg, provider=provider, day=day)
+
+
+def parse_report_content(
+    raw: bytes, name: str, cfg: DailyReportConfig, *, provider: str, day: dt.date
+) -> DailyReport:
+    """Parse a report already in memory (read from the provider's server); ``name`` for errors."""
+    reader = _Reader(name, cfg, provider, day)
+    text = reader.text(raw)
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
     try:
         header = next(row for row in rows if any(cell.strip() for cell in row))
@@ -296,7 +302,7 @@ def parse_report(path: Path, cfg: DailyReportConfig, *, provider: str, day: dt.d
             provider=provider,
             day=day,
             kind="summary",
-            source=path.name,
+            source=name,
             counts=counts,
             call_ids=None,
             warnings=tuple(warnings),
@@ -307,7 +313,7 @@ def parse_report(path: Path, cfg: DailyReportConfig, *, provider: str, day: dt.d
         provider=provider,
         day=day,
         kind="detail",
-        source=path.name,
+        source=name,
         counts={d: len(call_ids[d]) for d in DIRECTIONS},
         call_ids=call_ids,
         warnings=tuple(warnings),

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -193,14 +192,11 @@ async def read_remote_report(
 
 
 def parse_report_bytes(content: bytes, provider: ProviderConfig, day: dt.date) -> DailyReport:
-    """Parse report bytes with the report module (which reads files) via a private temp file."""
-    from include.cc_intake.report import parse_report
+    """Parse the report's bytes as read from the provider's server."""
+    from include.cc_intake.report import parse_report_content
 
     name = Path(render_folder(provider.daily_report.path, day)).name
-    with tempfile.TemporaryDirectory(prefix="cc-intake-report-") as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(content)
-        return parse_report(path, provider.daily_report, provider=provider.id, day=day)
+    return parse_report_content(content, name, provider.daily_report, provider=provider.id, day=day)
 
 
 class ProviderOperator(ProviderDayMixin, BaseOperator):
