@@ -157,7 +157,9 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     for child in tree:
-        with contextlib.suppress(psutil.NoSuchProcess):
+        # A child may exit between the listing and here (os.getpgid then raises
+        # ProcessLookupError, psutil NoSuchProcess): it needs no signal.
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
             if os.getpgid(child.pid) != pgid:
                 child.terminate()
     deadline = time.monotonic() + grace
