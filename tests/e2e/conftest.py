@@ -318,3 +318,88 @@ def airflow_stack_factory(tmp_path: Path) -> Iterator[Callable[..., AirflowStack
         stack.stop()
         left = stack.leftovers()
         assert not left, f"processes left behind by the Airflow stack: {[p.pid for p in left]}"
+
+
+class SandboxDays:
+    """The sandbox plus a migrated Airflow home: whole provider-days through ``airflow dags test``.
+
+    The fault-injection tests change what a provider's server or CRM serves between runs (files
+    under :meth:`server_root`, the CRM's routes) and run the real DAG again. Each run gets its
+    own logical date (so its own run id and run token) and processes ``target_date`` from its
+    conf, exactly as an operator's re-run does. Deadlines are off: ``dags test`` crashes on them
+    in 3.3.2 (apache/airflow#73428).
+    """
+
+    def __init__(self, sandbox: Any, stack: AirflowStack, data: Path, providers_dir: Path) -> None:
+        self.sandbox = sandbox
+        self.stack = stack
+        self.data = data
+        self.providers_dir = providers_dir
+        self._runs = 0
+
+    def day(self, provider: str) -> Any:
+        return self.sandbox.days[provider]
+
+    def server_root(self, provider: str) -> Path:
+        return Path(self.sandbox.server_root(provider))
+
+    def layout(self, provider: str, day: Any = None) -> Any:
+        from include.cc_intake.layout import DayLayout
+
+        return DayLayout(self.data, provider, day or self.day(provider))
+
+    def run(
+        self,
+        dag_id: str,
+        *,
+        conf: Mapping[str, Any] | None = None,
+        timeout: float = 420,
+    ) -> subprocess.CompletedProcess[str]:
+        """One run of ``dag_id`` (a fresh run id each time); the exit code is not checked."""
+        import datetime as dt
+
+        self._runs += 1
+        logical = dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=self._runs)
+        args = ["dags", "test", dag_id, logical.isoformat()]
+        if conf:
+            args += ["-c", json.dumps(dict(conf))]
+        return self.stack.cli(
+            *args, timeout=timeout, check=False, log_name=f"dags-test-{self._runs}"
+        )
+
+    def run_day(
+        self, provider: str, *, day: Any = None, conf: Mapping[str, Any] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Process ``day`` (default the sandbox's processed day) of a sandbox provider."""
+        cfg = self.sandbox.providers[provider]
+        target = (day or self.day(provider)).isoformat()
+        return self.run(cfg.dag_id, conf={"target_date": target, **dict(conf or {})})
+
+    def mails(self) -> list[Any]:
+        assert self.sandbox.smtp is not None
+        return list(self.sandbox.smtp.messages())
+
+
+@pytest.fixture
+def sandbox_days(
+    tmp_path: Path, airflow_stack_factory: Callable[..., AirflowStack]
+) -> Iterator[SandboxDays]:
+    """A started sandbox (SFTP, CRM, SMTP) and a migrated Airflow that sees its providers."""
+    from include.cc_intake.sandbox.env import Sandbox
+    from include.cc_intake.sandbox.services import default_services
+
+    data = tmp_path / "data"
+    providers_dir = tmp_path / "providers"  # real providers: empty unless a test writes one
+    providers_dir.mkdir()
+    with Sandbox(tmp_path / "sandbox", services=default_services()) as sandbox:
+        stack = airflow_stack_factory(
+            extra_env={
+                **sandbox.env(),
+                "CC_INTAKE_SANDBOX": "1",
+                "CC_INTAKE_PROVIDERS_DIR": str(providers_dir),
+                "CC_INTAKE_DEADLINES": "off",
+                "CC_INTAKE_DATA_ROOT": str(data),
+            }
+        )
+        stack.migrate()
+        yield SandboxDays(sandbox, stack, data, providers_dir)
