@@ -230,6 +230,9 @@ class PaginationConfig(_Model):
     page_size: int = Field(default=100, ge=1)
     first_page: int = 1
     next_path: str | None = None
+    # Where a page says whether more follow (``meta.has_more``: true/false); false marks the
+    # last page, so a short page needs no extra request to prove the end (PRODUCT.md §8.1).
+    has_more_path: str | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> PaginationConfig:

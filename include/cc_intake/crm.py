@@ -9,7 +9,18 @@ What this module promises:
 
 - the day's records land in ``interactions.jsonl`` (one JSON object a line, UTF-8, content
   preserved) through a run-unique temporary file renamed at the end, or not at all;
-- memory stays flat: one page and the set of ids seen are all that is held;
+- the export is complete: with no stated total a short page ends it only when the next page
+  is empty or the page's own metadata (``pagination.has_more_path``) marks it last; an empty
+  page always ends it; a stated total always wins (PRODUCT.md §8.1);
+- one line per id: a record repeated identically is dropped and counted; a record whose id
+  came before with other content is a *conflicting id*: the last version received is kept
+  (the CRM's latest answer, e.g. a conversation updated between two pages), and the ids are
+  counted and named for the proof, which turns the day amber;
+- a smaller export never replaces a larger landed one (a CRM purge must not erase proof):
+  :class:`ShrunkExportError`, unless the caller says ``replace=True``;
+- memory stays flat: one page and, per id seen, a short digest of its content;
+- a page that came whole but unreadable is asked again twice within a minute, then
+  :class:`MalformedPageError` (not worth a task retry minutes later);
 - every failure is an :class:`ExportError` naming provider, day, URL path (never the query
   string, which may carry secrets), page number, HTTP status and a short scrubbed excerpt;
 - credentials are only ever sent to the connection's origin (next links and redirects to
@@ -21,15 +32,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import email.utils
+import hashlib
 import io
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -37,7 +49,12 @@ import requests
 
 from include.cc_intake.config import DigitalConfig
 from include.cc_intake.days import day_bounds
-from include.cc_intake.errors import ConfigError, ExportError
+from include.cc_intake.errors import (
+    ConfigError,
+    ExportError,
+    MalformedPageError,
+    ShrunkExportError,
+)
 from include.cc_intake.layout import atomic_writer, tmp_path_for
 
 log = logging.getLogger(__name__)
@@ -51,6 +68,12 @@ MAX_REDIRECTS = 5
 MAX_PAGES = 100_000
 """Last-resort guard against a CRM that keeps inventing new cursors or links."""
 EXCERPT_CHARS = 200
+MALFORMED_RETRY_DELAYS_S = (5.0, 15.0)
+"""A page that came whole but unreadable is asked again after each of these pauses, then the
+export fails: a CRM glitch clears in seconds, and a task retry minutes later would only fetch
+the same page again (issue #10 item 18)."""
+CONFLICT_EXAMPLES = 20
+"""Conflicting ids named in the result (and the proof); the count is always exact."""
 
 _MISSING: Any = object()
 
@@ -236,14 +259,23 @@ class ExportResult:
     stated_total: int | None
     duplicates_dropped: int
     path: Path
+    conflicting_ids: int = 0
+    """Ids received with different contents; the last version of each was kept."""
+    conflicting_examples: tuple[str, ...] = ()
+    previous: int | None = None
+    """Records in the export this one replaced (None: there was none)."""
 
 
 @dataclass(frozen=True)
 class _Page:
     number: int
-    path: str
+    path: str  # the URL path requested, for messages
+    url: str  # the URL requested, against which a relative next link resolves
     records: list[Any]
+    ids: list[str]
     total: int | None
+    has_more: bool | None  # the page's own word on whether more pages follow
+    next: str | None  # cursor or absolute next URL, when the page names one
 
 
 class _Client:
@@ -290,8 +322,29 @@ class _Client:
         raw = response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
         return self.clean(raw) or "(empty body)"
 
-    def fail(self, url: str, number: int, what: str) -> ExportError:
-        return ExportError(f"{self.where(url, number)}: {what}")
+    def fail(
+        self,
+        url: str,
+        number: int,
+        what: str,
+        *,
+        status: int | None = None,
+        cls: type[ExportError] = ExportError,
+        **facts: Any,
+    ) -> ExportError:
+        """The error to raise, its message naming provider, day, URL path and page."""
+        return cls(
+            f"{self.where(url, number)}: {what}",
+            provider=self.provider,
+            day=self.day,
+            url=urlsplit(url).path or "/",
+            page=number,
+            status=status,
+            **facts,
+        )
+
+    def malformed(self, url: str, number: int, what: str) -> ExportError:
+        return self.fail(url, number, f"malformed page: {what}", cls=MalformedPageError)
 
     # -- transport
 
@@ -355,10 +408,13 @@ class _Client:
                         f"HTTP {status} redirects to another origin "
                         f"({urlsplit(target).scheme}://{urlsplit(target).netloc}); "
                         "refusing to send the connection's credentials there",
+                        status=status,
                     )
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
-                    raise self.fail(url, number, f"more than {MAX_REDIRECTS} redirects")
+                    raise self.fail(
+                        url, number, f"more than {MAX_REDIRECTS} redirects", status=status
+                    )
                 url, params = target, None
                 continue
             retryable = status in (429, 503) or 500 <= status < 600
@@ -368,6 +424,7 @@ class _Client:
                     number,
                     f"HTTP {status} {response.reason or ''}".rstrip()
                     + f", expected 2xx; not retried; body: {self.excerpt(response)!r}",
+                    status=status,
                 )
             if attempt >= max_retries:
                 raise self.fail(
@@ -375,6 +432,7 @@ class _Client:
                     number,
                     f"still HTTP {status} after {attempt + 1} attempt(s); "
                     f"body: {self.excerpt(response)!r}",
+                    status=status,
                 )
             waited = None
             if status in (429, 503):
@@ -408,22 +466,17 @@ class _Client:
             else:
                 got = f"{response.headers.get('Content-Type') or 'no Content-Type'}: "
                 got += repr(self.excerpt(response))
-            raise self.fail(
-                url, number, f"malformed page: expected a JSON body; got {got}"
-            ) from None
+            raise self.malformed(url, number, f"expected a JSON body; got {got}") from None
         records = get_path(body, self.cfg.records_path, _MISSING)
         where_records = f"'{self.cfg.records_path}'" if self.cfg.records_path else "the body"
         if records is _MISSING:
             keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
-            raise self.fail(
-                url, number, f"malformed page: no records at {where_records} (found {keys})"
-            )
+            raise self.malformed(url, number, f"no records at {where_records} (found {keys})")
         if not isinstance(records, list):
-            raise self.fail(
+            raise self.malformed(
                 url,
                 number,
-                f"malformed page: expected a list of records at {where_records}, "
-                f"got {type(records).__name__}",
+                f"expected a list of records at {where_records}, got {type(records).__name__}",
             )
         return body, records
 
@@ -434,9 +487,7 @@ class _Client:
             text = response.content.decode(charset if declared and charset else "utf-8-sig")
             return list(csv.DictReader(io.StringIO(text, newline="")))
         except (UnicodeDecodeError, LookupError, csv.Error) as exc:
-            raise self.fail(
-                url, number, f"malformed page: expected UTF-8 CSV with a header ({exc})"
-            ) from None
+            raise self.malformed(url, number, f"expected UTF-8 CSV with a header ({exc})") from None
 
     def total(self, body: Any, url: str, number: int) -> int | None:
         if body is None or not self.cfg.total_path:
@@ -447,34 +498,145 @@ class _Client:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
         ):
-            raise self.fail(
+            raise self.malformed(
                 url,
                 number,
-                f"malformed page: expected a count at '{self.cfg.total_path}', "
-                f"got {type(value).__name__}",
+                f"expected a count at '{self.cfg.total_path}', got {type(value).__name__}",
             )
         return int(value)
 
     def record_id(self, record: Any, index: int, url: str, number: int) -> str:
         if not isinstance(record, dict):
-            raise self.fail(
-                url,
-                number,
-                f"malformed page: record {index} is a {type(record).__name__}, expected an object",
+            raise self.malformed(
+                url, number, f"record {index} is a {type(record).__name__}, expected an object"
             )
         value = get_path(record, self.cfg.id_field)
         if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
-            raise self.fail(
+            raise self.malformed(
                 url,
                 number,
-                f"malformed page: record {index} has no usable '{self.cfg.id_field}' "
+                f"record {index} has no usable '{self.cfg.id_field}' "
                 f"(fields: {sorted(record)[:12]})",
             )
         return str(value)
 
+    def has_more(self, body: Any, url: str, number: int) -> bool | None:
+        """The page's own word on whether more pages follow; None when it says nothing."""
+        path = self.cfg.pagination.has_more_path
+        if body is None or not path:
+            return None
+        value = get_path(body, path)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise self.malformed(
+            url, number, f"expected true or false at '{path}', got {type(value).__name__}"
+        )
 
-def _pages(client: _Client, params: dict[str, str]) -> Iterator[_Page]:
-    """Request page after page following the configured pagination."""
+    def next_pointer(
+        self, body: Any, response: requests.Response, url: str, number: int
+    ) -> str | None:
+        """The cursor or the absolute next URL the page names (None: it names none)."""
+        paging = self.cfg.pagination
+        if paging.type == "cursor":
+            cursor = get_path(body, paging.cursor_path)
+            if cursor is None or cursor == "":
+                return None
+            if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
+                raise self.malformed(
+                    url,
+                    number,
+                    f"expected a cursor string at '{paging.cursor_path}', "
+                    f"got {type(cursor).__name__}",
+                )
+            return str(cursor)
+        if paging.type != "next_link":
+            return None
+        target = get_path(body, paging.next_path) if paging.next_path else None
+        if target is None or target == "":
+            target = parse_link_header(response.headers.get("Link")).get("next")
+        if not target:
+            return None
+        if not isinstance(target, str):
+            raise self.malformed(
+                url,
+                number,
+                f"expected a URL at '{paging.next_path}', got {type(target).__name__}",
+            )
+        absolute = urljoin(url, target.strip())
+        if not same_origin(absolute, self.base_url):
+            parts = urlsplit(absolute)
+            raise self.fail(
+                url,
+                number,
+                f"next link points to another origin ({parts.scheme}://{parts.netloc}) "
+                "than the connection; refusing to send the connection's credentials there",
+            )
+        return absolute
+
+    def read_page(self, response: requests.Response, url: str, number: int) -> _Page:
+        """Everything the export needs from one 2xx answer, or :class:`MalformedPageError`."""
+        body, records = self.parse(response, url, number)
+        ids = [self.record_id(record, i, url, number) for i, record in enumerate(records)]
+        return _Page(
+            number=number,
+            path=urlsplit(url).path,
+            url=url,
+            records=records,
+            ids=ids,
+            total=self.total(body, url, number),
+            has_more=self.has_more(body, url, number),
+            next=self.next_pointer(body, response, url, number),
+        )
+
+    def fetch(self, url: str, query: Mapping[str, Any] | None, number: int) -> _Page:
+        """GET and read one page; a whole but unreadable page is asked again, briefly."""
+        delays = MALFORMED_RETRY_DELAYS_S
+        for attempt in range(len(delays) + 1):
+            response = self.get(url, query, number)
+            requested = response.url or url
+            try:
+                return self.read_page(response, requested, number)
+            except MalformedPageError as exc:
+                if attempt == len(delays):
+                    raise MalformedPageError(
+                        f"{exc} (same on {attempt + 1} attempts within "
+                        f"{sum(delays):.0f} s; not retried further)",
+                        attempts=attempt + 1,
+                        provider=exc.provider,
+                        day=exc.day,
+                        url=exc.url,
+                        page=exc.page,
+                    ) from None
+                log.warning(
+                    "%s; asking again in %.0f s (%d/%d)",
+                    exc,
+                    delays[attempt],
+                    attempt + 1,
+                    len(delays),
+                )
+                self.sleep(delays[attempt])
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _pages(
+    client: _Client, params: dict[str, str], seen: Collection[str] = frozenset()
+) -> Iterator[_Page]:
+    """Request page after page following the configured pagination.
+
+    ``seen`` is the caller's collection of ids already exported; the caller adds each page's
+    ids to it before asking for the next page. When to stop (PRODUCT.md §8.1):
+
+    - an empty page always ends the export; a non-empty page that brings no new id fails
+      (the CRM ignores our position or keeps inventing cursors/links: it would never end);
+    - ``page``: a stated total always wins (a short page ends the export once that many ids
+      are in, and never before); with no total, the page's own ``has_more`` false ends it,
+      and a short page only leads to one more request, which ends the export if it is empty
+      (a CRM that caps ``per_page`` below our ``page_size`` sends short pages all along);
+    - ``cursor`` / ``next_link``: the page's cursor or link leads on; none, or ``has_more``
+      false (unless a stated total is not reached yet), ends the export.
+    """
     cfg = client.cfg
     paging = cfg.pagination
     url = join_url(client.base_url, cfg.endpoint)
@@ -487,79 +649,65 @@ def _pages(client: _Client, params: dict[str, str]) -> Iterator[_Page]:
             paging.page_param: paging.first_page,
             paging.size_param: paging.page_size,
         }
-    seen: set[str] = set()
+    followed: set[str] = set()
+    stated: int | None = None
     number = 1
     while True:
         if number > MAX_PAGES:
             raise client.fail(url, number, f"more than {MAX_PAGES} pages; giving up")
-        response = client.get(url, query, number)
-        requested = response.url or url
-        body, records = client.parse(response, requested, number)
-        yield _Page(
-            number, urlsplit(requested).path, records, client.total(body, requested, number)
-        )
-        if paging.type == "none":
+        page = client.fetch(url, query, number)
+        fresh = len({key for key in page.ids if key not in seen})
+        yield page
+        if stated is None:
+            stated = page.total
+        if paging.type == "none" or not page.records:
             return
+        total_missing = stated is not None and len(seen) < stated
         if paging.type == "page":
-            if len(records) < paging.page_size:
+            short = len(page.records) < paging.page_size
+            if stated is not None:
+                if short and not total_missing:
+                    return
+            elif page.has_more is False:
                 return
+        elif page.next is None or (page.has_more is False and not total_missing):
+            return
+        if fresh == 0:
+            if paging.type == "page":
+                what = f"the CRM seems to ignore '{paging.page_param}'"
+            else:
+                pointer = "cursor" if paging.type == "cursor" else "next link"
+                what = f"the CRM keeps giving a new {pointer}"
+            raise client.fail(
+                page.url,
+                number,
+                f"the page's {len(page.records)} record(s) were all exported already: "
+                f"{what} (loop guard); the export would never end",
+            )
+        if paging.type == "page":
             query = {
                 **params,
                 paging.page_param: paging.first_page + number,
                 paging.size_param: paging.page_size,
             }
-        elif paging.type == "cursor":
-            cursor = get_path(body, paging.cursor_path)
-            if cursor is None or cursor == "":
-                return
-            if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
-                raise client.fail(
-                    requested,
-                    number,
-                    f"malformed page: expected a cursor string at '{paging.cursor_path}', "
-                    f"got {type(cursor).__name__}",
+        else:
+            assert page.next is not None
+            if page.next in followed:
+                kind = {"cursor": "cursor it already gave"}.get(
+                    paging.type, "next link already followed"
                 )
-            if str(cursor) in seen:
                 raise client.fail(
-                    requested,
+                    page.url,
                     number,
-                    "the CRM returned a cursor it already gave (loop guard); "
-                    "the export would never end",
+                    f"the CRM returned a {kind} (loop guard); the export would never end",
                 )
-            seen.add(str(cursor))
-            query = {**params, paging.cursor_param: cursor}
-        else:  # next_link
-            seen.add(requested)
-            target = get_path(body, paging.next_path) if paging.next_path else None
-            if target is None or target == "":
-                target = parse_link_header(response.headers.get("Link")).get("next")
-            if not target:
-                return
-            if not isinstance(target, str):
-                raise client.fail(
-                    requested,
-                    number,
-                    f"malformed page: expected a URL at '{paging.next_path}', "
-                    f"got {type(target).__name__}",
-                )
-            absolute = urljoin(requested, target.strip())
-            if not same_origin(absolute, client.base_url):
-                parts = urlsplit(absolute)
-                raise client.fail(
-                    requested,
-                    number,
-                    f"next link points to another origin ({parts.scheme}://{parts.netloc}) "
-                    "than the connection; refusing to send the connection's credentials there",
-                )
-            if absolute in seen:
-                raise client.fail(
-                    requested,
-                    number,
-                    "the CRM returned a next link already followed (loop guard); "
-                    "the export would never end",
-                )
-            # Requested as is: the link already carries the query the CRM wants.
-            url, query = absolute, None
+            followed.add(page.next)
+            if paging.type == "cursor":
+                query = {**params, paging.cursor_param: page.next}
+            else:
+                # Requested as is: the link already carries the query the CRM wants.
+                followed.add(page.url)
+                url, query = page.next, None
         number += 1
 
 
@@ -624,6 +772,43 @@ def first_page(
     return FirstPage(records=len(page.records), stated_total=page.total)
 
 
+def _digest(record: Any) -> bytes:
+    """A short fingerprint of a record's content, blind to key order (identical or not?)."""
+    canonical = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=12).digest()
+
+
+def _count_records(path: Path) -> int | None:
+    """Records (non-blank lines) of a landed export; None when there is none."""
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except FileNotFoundError:
+        return None
+
+
+def _keep_last_versions(
+    out: IO[str], written: Path, versions: dict[str, int], id_field: str
+) -> None:
+    """Drop all but the last version of each conflicting id from the file being written.
+
+    ``out`` is the open temporary file, ``written`` its path, ``versions`` how many versions of
+    each conflicting id it holds. The file is compacted in place: we only ever drop lines, so
+    what is written never overtakes what is still to read.
+    """
+    out.flush()
+    skip = {key: count - 1 for key, count in versions.items()}
+    with written.open("rb") as reader:
+        out.seek(0)
+        for raw in reader:
+            key = str(get_path(json.loads(raw), id_field))
+            if skip.get(key, 0) > 0:
+                skip[key] -= 1
+                continue
+            out.write(raw.decode("utf-8"))
+        out.truncate()
+
+
 def export_day(
     session: requests.Session,
     base_url: str,
@@ -634,15 +819,18 @@ def export_day(
     tz: str | ZoneInfo,
     dest: Path,
     run_token: str,
+    replace: bool = False,
     sleep: Sleep = time.sleep,
     connect_timeout: float | None = None,
 ) -> ExportResult:
     """Export the CRM's interactions of ``day`` into ``dest`` (``…/interactions.jsonl``).
 
-    Records are streamed page by page into a run-unique temporary file beside ``dest``,
-    de-duplicated on ``cfg.id_field`` (first occurrence kept), and renamed over ``dest`` only
-    when the last page is in. On any failure the temporary file is removed and ``dest`` is left
-    as it was. ``sleep`` is injectable so tests do not wait for real.
+    Records are streamed page by page into a run-unique temporary file beside ``dest``, one
+    line per ``cfg.id_field`` (identical repeats dropped, the last of conflicting versions
+    kept), and renamed over ``dest`` only when the last page is in and the export holds at
+    least as many records as ``dest`` already does (``replace`` lifts that last condition).
+    On any failure the temporary file is removed and ``dest`` is left as it was. ``sleep`` is
+    injectable so tests do not wait for real.
     """
     _check_config(cfg, provider)
     client = _Client(
@@ -655,37 +843,31 @@ def export_day(
         connect_timeout=connect_timeout,
     )
     params = render_params(cfg, day, tz)
-    seen_ids: set[str] = set()
-    records = duplicates = pages = 0
+    token = _safe_token(run_token)
+    seen: dict[str, bytes] = {}  # id → digest of the version written last
+    versions: dict[str, int] = {}  # conflicting id → versions written
+    duplicates = pages = 0
     stated_total: int | None = None
+    last_path = cfg.endpoint
     # Nothing under the final name until the last page is in; a failure leaves the old file.
-    with atomic_writer(dest, _safe_token(run_token)) as out:
-        for page in _pages(client, params):
-            pages = page.number
+    with atomic_writer(dest, token) as out:
+        for page in _pages(client, params, seen):
+            pages, last_path = page.number, page.path
             fresh = 0
-            for index, record in enumerate(page.records):
-                key = client.record_id(record, index, page.path, page.number)
-                if key in seen_ids:
+            for record, key in zip(page.records, page.ids, strict=True):
+                digest = _digest(record)
+                known = seen.get(key)
+                if known == digest:
                     duplicates += 1
                     continue
-                seen_ids.add(key)
+                if known is None:
+                    fresh += 1
+                else:
+                    versions[key] = versions.get(key, 1) + 1
+                seen[key] = digest
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                fresh += 1
-            records += fresh
             if stated_total is None:
                 stated_total = page.total
-            if (
-                cfg.pagination.type == "page"
-                and page.records
-                and fresh == 0
-                and len(page.records) >= cfg.pagination.page_size
-            ):
-                raise client.fail(
-                    page.path,
-                    page.number,
-                    "a full page of records already exported: the CRM seems to ignore "
-                    f"'{cfg.pagination.page_param}' (loop guard)",
-                )
             log.info(
                 "CRM export %s %s: page %d (%s) gave %d record(s), %d new; %d so far",
                 provider,
@@ -694,16 +876,51 @@ def export_day(
                 page.path,
                 len(page.records),
                 fresh,
+                len(seen),
+            )
+        if versions:
+            _keep_last_versions(out, temp_path(dest, run_token), versions, cfg.id_field)
+            log.warning(
+                "CRM export %s %s: %d id(s) came with different contents; kept the last "
+                "version of each: %s",
+                provider,
+                day.isoformat(),
+                len(versions),
+                client.clean(", ".join(list(versions)[:CONFLICT_EXAMPLES]), limit=1000),
+            )
+        records = len(seen)
+        previous = _count_records(dest)
+        if previous is not None and records < previous:
+            if not replace:
+                raise client.fail(
+                    last_path,
+                    pages,
+                    f"the CRM now returns {records} interaction(s), the landed export holds "
+                    f"{previous}: kept {dest.name} as it is (a purge or an archive on the CRM "
+                    'side must not erase proof); run with conf {"replace_digital": true} to '
+                    "replace it",
+                    cls=ShrunkExportError,
+                    previous=previous,
+                    got=records,
+                    path=dest,
+                )
+            log.warning(
+                "CRM export %s %s: replacing %d landed record(s) with %d, as asked "
+                "(replace_digital)",
+                provider,
+                day.isoformat(),
+                previous,
                 records,
             )
     log.info(
         "CRM export %s %s: %d record(s) in %d page(s), %d duplicate(s) dropped, "
-        "CRM states %s; landed %s",
+        "%d conflicting id(s), CRM states %s; landed %s",
         provider,
         day.isoformat(),
         records,
         pages,
         duplicates,
+        len(versions),
         "no total" if stated_total is None else stated_total,
         dest,
     )
@@ -713,4 +930,7 @@ def export_day(
         stated_total=stated_total,
         duplicates_dropped=duplicates,
         path=dest,
+        conflicting_ids=len(versions),
+        conflicting_examples=tuple(list(versions)[:CONFLICT_EXAMPLES]),
+        previous=previous,
     )

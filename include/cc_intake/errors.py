@@ -13,10 +13,16 @@ IntakeError
 ├── ReportError               the end-of-day report is missing or malformed
 ├── ReconciliationError       the copied files do not match the report
 ├── ExportError               the CRM export failed or returned something malformed
+│   ├── MalformedPageError    a 2xx page arrived whole but unreadable, still after 2 retries
+│   └── ShrunkExportError     the CRM now returns fewer interactions than the landed export
 └── ValidationError           a Great Expectations suite failed
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
 
 
 class IntakeError(Exception):
@@ -56,7 +62,84 @@ class ReconciliationError(IntakeError):
 
 
 class ExportError(IntakeError):
-    """The CRM export failed or returned a malformed page."""
+    """The CRM export failed or returned a malformed page.
+
+    Facts, when the raiser knows them: ``provider``, ``day``, ``url`` (the URL path, never the
+    query string), ``page`` (1-based) and ``status`` (HTTP). ``details`` is what the failure
+    e-mail shows.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        day: dt.date | None = None,
+        url: str | None = None,
+        page: int | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.day = day
+        self.url = url
+        self.page = page
+        self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword facts survive pickling and copying (the default calls cls(*args) and loses
+        # them, or fails on a required one).
+        return (_restore, (self.__class__, self.args, dict(self.__dict__)))
+
+    @property
+    def details(self) -> dict[str, Any]:
+        facts = {"url": self.url, "page": self.page, "status": self.status}
+        return {key: value for key, value in facts.items() if value is not None}
+
+
+def _restore(cls: type[ExportError], args: tuple[Any, ...], state: dict[str, Any]) -> ExportError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class MalformedPageError(ExportError):
+    """A CRM page came whole (2xx) but could not be read: broken JSON or CSV, no records where
+    configured, a record without its id, an unreadable total, cursor or next link.
+
+    Raised after the page was asked again twice within a minute (``attempts`` in all): a task
+    retry minutes later would only ask the same CRM for the same page again.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1, **facts: Any) -> None:
+        super().__init__(message, **facts)
+        self.attempts = attempts
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {**super().details, "malformed": True, "attempts": self.attempts}
+
+
+class ShrunkExportError(ExportError):
+    """The CRM returns fewer interactions for a day than the export already landed.
+
+    The landed file (``path``) is kept: a purge or an archive on the CRM side must not replace
+    proof already earned. ``previous`` is the landed count, ``got`` the new one; the run conf
+    ``{"replace_digital": true}`` forces the replacement.
+    """
+
+    def __init__(
+        self, message: str, *, previous: int, got: int, path: Path | None = None, **facts: Any
+    ) -> None:
+        super().__init__(message, **facts)
+        self.previous = previous
+        self.got = got
+        self.path = path
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {**super().details, "previous": self.previous, "got": self.got}
 
 
 class ValidationError(IntakeError):

@@ -241,6 +241,9 @@ _LABELS = {
     "waited": "attente",
     "file": "fichier",
     "field": "champ",
+    "page": "page",
+    "attempts": "essais",
+    "previous": "export précédent",
 }
 
 
@@ -474,6 +477,7 @@ SUBJECTS = {
     "reconciliation": "écart entre enregistrements et rapport",
     "validation": "échec de la validation des données",
     "export": "échec de l'export CRM",
+    "export_shrunk": "export CRM en baisse, export précédent conservé",
     "task": "échec d'une tâche",
     "config": "configuration du prestataire invalide",
 }
@@ -756,12 +760,56 @@ def validation_failed(failure: Failure) -> Email:
     return _check_failed("validation", failure)
 
 
-def export_failed(failure: Failure) -> Email:
-    """The CRM export failed; ``details`` may carry ``url`` (path, no secrets) and ``status``."""
+def export_shrunk(failure: Failure) -> Email:
+    """The CRM now returns fewer interactions than the landed export, which was kept.
+
+    ``details``: ``previous`` (landed count) and ``got`` (the CRM's count now).
+    """
     details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
+    got, previous = int(details["got"]), int(details["previous"])
+    conf = json.dumps({"target_date": day, "replace_digital": True})
+    return _failure_email(
+        failure,
+        SUBJECTS["export_shrunk"],
+        lead=(
+            f"L'export CRM du {day} du prestataire {name} n'a pas remplacé l'export déjà "
+            f"reçu : le CRM renvoie {got} interactions, l'export précédent en contenait "
+            f"{previous}. L'export précédent est conservé tel quel (fichier et page de preuve)."
+        ),
+        facts=[_Facts((("Export précédent", str(previous)), ("CRM maintenant", str(got))))],
+        known={"previous", "got", "url", "page", "status"},
+        todo=(
+            f"Demander au prestataire {name} pourquoi son CRM renvoie moins d'interactions "
+            f"pour le {day} (purge, archivage, filtre modifié ?). Tant qu'il ne les renvoie "
+            "pas toutes, ne rien faire : la preuve déjà obtenue reste valable.",
+            "Si la baisse est voulue (données corrigées côté CRM), forcer le remplacement : "
+            f"airflow dags trigger {_dag_id(failure.provider_id)} -c '{conf}'.",
+        ),
+    )
+
+
+def export_failed(failure: Failure) -> Email:
+    """The CRM export failed; ``details`` may carry ``url`` (path, no secrets), ``status``,
+    ``page``, and ``malformed``/``attempts`` for a page that came whole but unreadable.
+
+    With ``previous`` and ``got`` (the CRM returns fewer interactions than landed) the e-mail
+    is :func:`export_shrunk`.
+    """
+    details = failure.details or {}
+    if isinstance(details.get("previous"), int) and isinstance(details.get("got"), int):
+        return export_shrunk(failure)
     name = sanitize(failure.provider_name, limit=120)
     status = details.get("status")
-    if isinstance(status, int) and status in (401, 403):
+    if details.get("malformed"):
+        advice = (
+            f"Le CRM du prestataire {name} renvoie une page complète mais illisible (JSON ou "
+            "CSV invalide, ou champs attendus absents), y compris redemandée deux fois en "
+            "moins d'une minute : l'étape n'est pas relancée automatiquement. Vérifier auprès "
+            "du prestataire que son export répond correctement, ou que la configuration "
+            "(digital.records_path, digital.id_field) correspond à ses pages, puis relancer."
+        )
+    elif isinstance(status, int) and status in (401, 403):
         advice = (
             "Le CRM refuse nos identifiants (HTTP "
             f"{status}) : vérifier le jeton ou le mot de passe de la connexion Airflow du CRM."
@@ -778,7 +826,7 @@ def export_failed(failure: Failure) -> Email:
         )
     facts = [
         (_label(k), _value(details[k]))
-        for k in ("url", "status")
+        for k in ("url", "page", "status", "attempts")
         if details.get(k) not in (None, "")
     ]
     return _failure_email(
@@ -789,7 +837,7 @@ def export_failed(failure: Failure) -> Email:
             f"{_day_key(failure.day)} du prestataire {name} a échoué" + _tries(failure)
         ),
         facts=[_Facts(tuple(facts))] if facts else [],
-        known={"url", "status"},
+        known={"url", "page", "status", "attempts", "malformed"},
         todo=(advice, _rerun(failure)),
     )
 

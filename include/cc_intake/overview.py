@@ -69,6 +69,7 @@ class DayCell:
     recordings: tuple[tuple[str, Count], ...] = ()
     digital: Count | None = None
     rejected: int | None = None
+    conflicting_ids: int | None = None  # CRM ids received with conflicting contents
     updated_at: str | None = None
     run_id: str | None = None
     timezone: str | None = None
@@ -164,6 +165,7 @@ def _cell_from_summary(
         recordings=tuple((name, _count(recordings[name])) for name in directions),
         digital=_count(digital) if isinstance(digital, dict) else None,
         rejected=_int(data.get("rejected")),
+        conflicting_ids=_int(digital.get("conflicting_ids")) if isinstance(digital, dict) else None,
         updated_at=_str(data.get("updated_at")),
         run_id=_str(data.get("run_id")),
         timezone=_str(data.get("timezone")),
@@ -424,6 +426,8 @@ def _render_cell(cell: DayCell, *, ui_base: str, proof_base: str) -> str:
         title.append(f"Digital : {cell.digital.got} exportées / {cell.digital.expected} annoncées")
     if cell.rejected:
         title.append(f"Fichiers rejetés : {cell.rejected}")
+    if cell.conflicting_ids:
+        title.append(f"Interactions reçues en versions différentes : {cell.conflicting_ids}")
     if cell.problem:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:

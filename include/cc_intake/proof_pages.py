@@ -174,6 +174,18 @@ def render_digital_page(result: Mapping[str, Any], status: Status) -> str:
         ),
     )
     body += [_items(heading, items, anchor=anchor) for heading, anchor, items in sections]
+    conflicting = int(checks.get("conflicting_ids") or 0)
+    examples = [f"<code>{_t(x)}</code>" for x in checks.get("conflicting_examples") or []]
+    if conflicting > len(examples):
+        examples.append(f"… et {conflicting - len(examples)} autre(s) (journal de l'export)")
+    body.append(
+        f'<h2 id="conflicting-ids">Identifiants reçus avec des contenus différents '
+        f"({conflicting})</h2>"
+        '<p class="muted">Le CRM a envoyé plusieurs versions différentes de ces interactions '
+        "(par exemple mises à jour entre deux pages) : la dernière version reçue est conservée. "
+        f"Doublons identiques écartés : {_t(checks.get('duplicates_dropped') or 0)}.</p>"
+        + ("<ul>" + "".join(f"<li>{x}</li>" for x in examples) + "</ul>" if examples else "")
+    )
     return _page(title, result, status, body)
 
 

@@ -15,8 +15,8 @@ Day status in ``summary.json`` (the overview page reads only that file):
 
 - ``red``: a validation failed (recordings or digital);
 - ``amber``: everything present passed, but something deserves a look: rejected files,
-  warnings (a gap within the tolerance, a report line counted twice, …), or the recordings
-  have not been validated yet;
+  warnings (a gap within the tolerance, a report line counted twice, CRM ids received with
+  conflicting contents, …), or the recordings have not been validated yet;
 - ``green``: every validation present passed with nothing rejected and no warning.
 
 Rejected files never fail a day by themselves (the count does, if the report counted them).
@@ -657,6 +657,10 @@ class _DigitalChecks:
     outside_day: list[dict[str, Any]] = field(default_factory=list)
     bad_timestamps: list[dict[str, Any]] = field(default_factory=list)
     empty_content: list[dict[str, Any]] = field(default_factory=list)
+    # From the export (it alone saw the versions it did not keep): see crm.export_day.
+    duplicates_dropped: int = 0
+    conflicting_ids: int = 0
+    conflicting_examples: list[str] = field(default_factory=list)
 
     def clauses(self, cfg: ProviderConfig) -> list[str]:
         assert cfg.digital is not None
@@ -709,11 +713,19 @@ class _DigitalChecks:
             "outside_day": self.outside_day,
             "bad_timestamps": self.bad_timestamps,
             "empty_content": self.empty_content,
+            "duplicates_dropped": self.duplicates_dropped,
+            "conflicting_ids": self.conflicting_ids,
+            "conflicting_examples": self.conflicting_examples,
         }
 
 
 def validate_digital(
-    jsonl_path: Path, stated_total: int | None, cfg: ProviderConfig, day: dt.date
+    jsonl_path: Path,
+    stated_total: int | None,
+    cfg: ProviderConfig,
+    day: dt.date,
+    *,
+    export: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the digital suite over the day's exported interactions (one JSON object a line).
 
@@ -721,6 +733,10 @@ def validate_digital(
     and unique; ``timestamp_field`` (if set) is readable and inside the day's bounds in the
     provider's zone, end excluded; ``content_field`` (if set) is not empty. Only ids, times and
     content *lengths* enter the frame and the result: conversations are personal data.
+
+    ``export`` is what the export step reported (``duplicates_dropped``, ``conflicting_ids``,
+    ``conflicting_examples``): ids the CRM sent with conflicting contents (the last version
+    was kept) are counted in the proof and are a warning, which makes the day amber.
     """
     import great_expectations.expectations as gxe
     import pandas as pd
@@ -740,7 +756,13 @@ def validate_digital(
     ids: list[str | None] = []
     stamps: list[dt.datetime | None] = []
     lengths: list[int] = []
-    checks = _DigitalChecks(stated_total=stated_total)
+    exported = export or {}
+    checks = _DigitalChecks(
+        stated_total=stated_total,
+        duplicates_dropped=int(exported.get("duplicates_dropped") or 0),
+        conflicting_ids=int(exported.get("conflicting_ids") or 0),
+        conflicting_examples=[str(x) for x in exported.get("conflicting_examples") or []],
+    )
     seen: dict[str, int] = {}
     try:
         handle = jsonl_path.open(encoding="utf-8")
@@ -850,6 +872,18 @@ def validate_digital(
     if clauses or not gx_success:
         detail = clauses or _gx_failures(result)
         failure = mask_phone(f"{cfg.id} {day.isoformat()}: digital export: " + "; ".join(detail))
+    warnings = []
+    if checks.conflicting_ids:
+        shown = checks.conflicting_examples[:NAMES_IN_MESSAGE]
+        named = ", ".join(shown)
+        if checks.conflicting_ids > len(shown):
+            named += f" and {checks.conflicting_ids - len(shown)} more"
+        warnings.append(
+            mask_phone(
+                f"{checks.conflicting_ids} {id_col} received with conflicting contents, the last "
+                f"version of each kept: {named}"
+            )
+        )
     return _with_verdict(
         result,
         "digital",
@@ -857,7 +891,7 @@ def validate_digital(
         day,
         ok=not clauses,
         failure=failure,
-        warnings=[],
+        warnings=warnings,
         checks=checks.to_dict(),
     )
 
@@ -940,7 +974,11 @@ def write_summary(
     digital_section = None
     if dig is not None:
         checks = dig.get("checks", {})
-        digital_section = {"expected": checks.get("stated_total"), "got": checks.get("records")}
+        digital_section = {
+            "expected": checks.get("stated_total"),
+            "got": checks.get("records"),
+            "conflicting_ids": checks.get("conflicting_ids") or 0,
+        }
     if rejected is None:
         rejected = len((rec or {}).get("reconciliation", {}).get("rejected", []))
 

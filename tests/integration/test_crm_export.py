@@ -17,7 +17,7 @@ import requests
 from include.cc_intake.config import DigitalConfig
 from include.cc_intake.crm import ExportResult, export_day, temp_path
 from include.cc_intake.days import day_bounds
-from include.cc_intake.errors import ExportError
+from include.cc_intake.errors import ExportError, MalformedPageError, ShrunkExportError
 from include.cc_intake.sandbox.crm_server import (
     ApiKeyAuth,
     BasicAuth,
@@ -148,7 +148,8 @@ def test_page_numbers_with_link_header_and_api_key(tmp_path: Path) -> None:
         seen = server.requests_seen
     assert by_link_ids == expected_ids(route, "interaction_id")
     assert [r["interaction_id"] for r in read_lines(by_page.path)] == by_link_ids
-    assert (by_link.records, by_page.records, by_page.pages) == (310, 310, 4)
+    # No stated total: the short 4th page (10 records) is confirmed last by an empty 5th.
+    assert (by_link.records, by_page.records, by_page.pages) == (310, 310, 5)
     assert all(r.headers.get("X-API-Key") == "k-123456789" for r in seen)
 
 
@@ -297,3 +298,135 @@ def test_session_built_by_airflow_http_hook(
     assert result.records == 130
     assert all(route.auth is not None and route.auth.accepts(r.headers) for r in seen)
     assert secret not in caplog.text
+
+
+# --------------------------------------------------------------------------- issue #10
+
+
+def test_item9_a_crm_that_purged_the_day_does_not_replace_the_landed_export(
+    tmp_path: Path,
+) -> None:
+    route = CrmRoute(CURSOR_PATH, "cursor", tz=TZ, count=240, page_size=50, throttle_pages=())
+    with CrmServer([route]) as server:
+        first = export(server, cursor_cfg(), tmp_path, run_token="run-1")
+        before = first.path.read_bytes()
+        assert (first.records, first.stated_total) == (240, 240)
+
+        route.emptied_days.add(DAY)  # the CRM purged the day: 0 records, and says 0
+        with pytest.raises(ShrunkExportError) as caught:
+            export(server, cursor_cfg(), tmp_path, run_token="run-2")
+        assert (caught.value.previous, caught.value.got) == (240, 0)
+        assert "the CRM now returns 0 interaction(s), the landed export holds 240" in str(
+            caught.value
+        )
+        assert first.path.read_bytes() == before
+        assert sorted(p.name for p in first.path.parent.iterdir()) == ["interactions.jsonl"]
+
+        forced = export_day(
+            bearer_session(),
+            server.base_url,
+            cursor_cfg(),
+            provider="acme",
+            day=DAY,
+            tz=TZ,
+            dest=dest_for(tmp_path),
+            run_token="run-3",
+            replace=True,
+            sleep=lambda _s: None,
+        )
+    assert (forced.records, forced.previous) == (0, 240)
+    assert forced.path.read_bytes() == b""
+
+
+def test_item10_a_crm_capping_per_page_below_our_page_size_loses_nothing(tmp_path: Path) -> None:
+    route = CrmRoute(
+        V2_PATH, "page_link", tz=TZ, count=150, window_params=("since", "until"), max_per_page=50
+    )
+    with CrmServer([route]) as server:
+        result = export(server, v2_cfg({"type": "page", "page_size": 100}), tmp_path)
+        per_page = {r.query["per_page"] for r in server.requests_seen}
+    assert per_page == {"100"}  # we asked for 100, the CRM sent 50 a page and said nothing
+    assert [r["interaction_id"] for r in read_lines(result.path)] == expected_ids(
+        route, "interaction_id"
+    )
+    assert (result.records, result.pages, result.stated_total) == (150, 4, None)
+
+
+def test_item11_records_updated_between_two_pages_keep_their_last_version(tmp_path: Path) -> None:
+    route = CrmRoute(
+        CURSOR_PATH,
+        "cursor",
+        tz=TZ,
+        count=120,
+        page_size=50,
+        overlap=3,
+        overlap_changed=True,
+        throttle_pages=(),
+    )
+    with CrmServer([route]) as server:
+        result = export(server, cursor_cfg(), tmp_path)
+    rows = read_lines(result.path)
+    ids = [row["id"] for row in rows]
+    assert sorted(ids) == sorted(expected_ids(route)) and len(ids) == 120
+    # The 3 records repeated at the start of pages 2 and 3 came back changed: last kept.
+    revised = [row["id"] for row in rows if row.get("revision") == 2]
+    assert len(revised) == 6 and result.conflicting_ids == 6
+    assert set(result.conflicting_examples) == set(revised)
+    assert result.duplicates_dropped == 0
+
+
+@pytest.mark.parametrize("style", ["cursor", "next_link"])
+def test_item12_endless_new_cursors_or_links_stop_at_the_first_page_with_nothing_new(
+    tmp_path: Path, style: str
+) -> None:
+    if style == "cursor":
+        route = CrmRoute(CURSOR_PATH, "cursor", tz=TZ, count=90, page_size=30, endless=True)
+        cfg = cursor_cfg()
+    else:
+        route = CrmRoute(
+            V2_PATH,
+            "page_link",
+            tz=TZ,
+            count=90,
+            page_size=30,
+            window_params=("since", "until"),
+            endless=True,
+        )
+        cfg = v2_cfg({"type": "next_link"})
+    with CrmServer([route]) as server:
+        with pytest.raises(ExportError) as caught:
+            export(server, cfg, tmp_path)
+        asked = len(server.requests_seen)
+    assert asked == 3  # page 1, page 2 (throttled once), page 2 again: then the guard
+    message = str(caught.value)
+    assert f"provider acme for {DAY.isoformat()}: GET {route.path} (page 2)" in message
+    assert "were all exported already" in message
+    assert (caught.value.provider, caught.value.day, caught.value.page) == ("acme", DAY, 2)
+    assert list(dest_for(tmp_path).parent.iterdir()) == []
+
+
+def test_item18_a_page_malformed_twice_is_asked_again_within_a_minute_and_lands(
+    tmp_path: Path,
+) -> None:
+    route = CrmRoute(
+        CURSOR_PATH,
+        "cursor",
+        tz=TZ,
+        count=150,
+        page_size=50,
+        malformed_page=2,
+        malformed_times=2,
+        throttle_pages=(),
+    )
+    sleeps: list[float] = []
+    with CrmServer([route]) as server:
+        result = export(server, cursor_cfg(), tmp_path, sleeps=sleeps)
+        asked = len(server.requests_seen)
+        route._malformed, route.malformed_times = 0, None  # now malformed for good
+        sleeps.clear()
+        with pytest.raises(MalformedPageError) as caught:
+            export(server, cursor_cfg(), tmp_path, sleeps=sleeps, run_token="run-2")
+    assert (result.records, asked) == (150, 5)
+    assert sleeps == [5.0, 15.0] and sum(sleeps) < 60
+    assert caught.value.attempts == 3 and f"GET {CURSOR_PATH} (page 2)" in str(caught.value)
+    assert len(read_lines(result.path)) == 150  # the failed re-run left the landed file alone

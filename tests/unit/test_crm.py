@@ -16,6 +16,7 @@ import requests
 
 from include.cc_intake.config import DigitalConfig
 from include.cc_intake.crm import (
+    MALFORMED_RETRY_DELAYS_S,
     RETRY_AFTER_CAP_S,
     export_day,
     get_path,
@@ -25,7 +26,12 @@ from include.cc_intake.crm import (
     render_params,
     same_origin,
 )
-from include.cc_intake.errors import ConfigError, ExportError
+from include.cc_intake.errors import (
+    ConfigError,
+    ExportError,
+    MalformedPageError,
+    ShrunkExportError,
+)
 from include.cc_intake.sandbox.crm_server import BearerAuth, CrmRoute, CrmServer, http_date
 
 DAY = dt.date(2026, 11, 25)
@@ -374,7 +380,8 @@ def test_csv_pages(tmp_path: Path) -> None:
     with CrmServer([route]) as server:
         result = run(server.base_url, cfg, tmp_path)
     got = lines(result.path)
-    assert (result.records, result.pages) == (45, 3)
+    # 20 + 20 + 5: the short third page ends nothing by itself (no total): the empty 4th does.
+    assert (result.records, result.pages) == (45, 4)
     assert "\n" in got[0]["body"] and "é" in "".join(r["body"] for r in got)
 
 
@@ -507,3 +514,177 @@ def test_malformed_pages_name_the_path_and_page(
     assert expected in str(caught.value)
     assert "Bonjour" not in str(caught.value)  # the CRM's data stays out of messages
     assert list(dest.parent.iterdir()) == []  # neither the file nor its temporary
+
+
+# --------------------------------------------------------------------------- issue #10
+
+
+def page_cfg(**overrides: Any) -> DigitalConfig:
+    base: dict[str, Any] = {
+        "endpoint": "/v2/interactions",
+        "pagination": {"type": "page", "page_size": 100},
+        "records_path": "items",
+        "total_path": None,
+        "id_field": "interaction_id",
+    }
+    base.update(overrides)
+    return digital(**base)
+
+
+def test_item9_a_smaller_export_keeps_the_landed_file_and_names_both_counts(
+    tmp_path: Path, scripted: Any
+) -> None:
+    five = page([{"id": i} for i in range(5)])
+    server = scripted({"/p": [(200, OK, five), (200, OK, page([]))]})
+    cfg = digital(endpoint="/p", pagination={"type": "none"}, total_path=None)
+    landed = run(server.url, cfg, tmp_path)
+    before = landed.path.read_bytes()
+    assert (landed.records, landed.previous) == (5, None)
+
+    with pytest.raises(ShrunkExportError) as caught:
+        run(server.url, cfg, tmp_path)
+    error = caught.value
+    assert (error.previous, error.got, error.provider, error.day) == (5, 0, "acme", DAY)
+    assert (error.url, error.page, error.path) == ("/p", 1, landed.path)
+    assert "returns 0 interaction(s), the landed export holds 5" in str(error)
+    assert "replace_digital" in str(error)
+    assert landed.path.read_bytes() == before
+    assert sorted(p.name for p in landed.path.parent.iterdir()) == ["interactions.jsonl"]
+
+    replaced = run(server.url, cfg, tmp_path, replace=True)
+    assert (replaced.records, replaced.previous) == (0, 5)
+    assert replaced.path.read_bytes() == b""
+
+
+def test_item10_a_crm_capping_per_page_without_a_total_loses_nothing(tmp_path: Path) -> None:
+    route = CrmRoute("/v2/interactions", "page_link", count=150, max_per_page=50, tz=TZ)
+    with CrmServer([route]) as server:
+        result = run(server.base_url, page_cfg(), tmp_path)
+        asked = [(r.query["page"], r.query["per_page"]) for r in server.requests_seen]
+    assert result.records == 150 and len({r["interaction_id"] for r in lines(result.path)}) == 150
+    # Three short pages (capped at 50 of the 100 asked); only the empty 4th ends the export.
+    assert asked == [("1", "100"), ("2", "100"), ("2", "100"), ("3", "100"), ("4", "100")]
+    assert result.pages == 4
+
+
+def test_item10_the_page_saying_it_is_last_ends_without_an_extra_request(tmp_path: Path) -> None:
+    route = CrmRoute(
+        "/v2/interactions", "page_link", count=130, tz=TZ, throttle_pages=(), has_more_field="more"
+    )
+    cfg = page_cfg(pagination={"type": "page", "page_size": 50, "has_more_path": "more"})
+    with CrmServer([route]) as server:
+        result = run(server.base_url, cfg, tmp_path)
+        asked = [r.query["page"] for r in server.requests_seen]
+    assert (result.records, asked) == (130, ["1", "2", "3"])  # the short 3rd says "no more"
+
+
+def test_item10_a_stated_total_always_wins(tmp_path: Path, scripted: Any) -> None:
+    def numbered(ids: list[int], total: int, more: bool) -> Reply:
+        return (200, OK, page([{"id": i} for i in ids], meta={"total": total, "more": more}))
+
+    # Short pages below the total go on, even when the page says it is the last …
+    server = scripted(
+        {"/p": [numbered([1, 2], 5, False), numbered([3, 4], 5, False), numbered([5], 5, True)]}
+    )
+    cfg = digital(
+        endpoint="/p",
+        pagination={"type": "page", "page_size": 3, "has_more_path": "meta.more"},
+    )
+    result = run(server.url, cfg, tmp_path)
+    # … and the short page that completes the total ends it, whatever it says, with no 4th.
+    assert (result.records, result.stated_total, len(server.seen)) == (5, 5, 3)
+
+
+def test_item10_an_empty_page_always_ends_the_export(tmp_path: Path, scripted: Any) -> None:
+    server = scripted(
+        {
+            "/p": [
+                (200, OK, page([{"id": 1}], meta={"next_cursor": "c1"})),
+                (200, OK, page([], meta={"next_cursor": "c2"})),
+            ]
+        }
+    )
+    cfg = digital(endpoint="/p", total_path=None)
+    result = run(server.url, cfg, tmp_path)
+    assert (result.records, result.pages, len(server.seen)) == (1, 2, 2)
+
+
+def test_item11_identical_duplicates_are_dropped_conflicting_ones_keep_the_last_version(
+    tmp_path: Path, scripted: Any
+) -> None:
+    first = [{"id": "a", "text": "v1", "n": 1}, {"id": "b", "text": "v1"}]
+    second = [
+        {"text": "v1", "id": "b"},  # the same record, keys in another order: identical
+        {"id": "c", "text": "v1"},
+        {"id": "a", "text": "v2", "n": 1},  # updated between the two pages: conflicting
+    ]
+    third = [{"id": "a", "text": "v2", "n": 1}, {"id": 7, "text": "x"}, {"id": 7, "text": "y"}]
+    server = scripted(
+        {
+            "/p": [
+                (200, OK, page(first, meta={"next_cursor": "c1"})),
+                (200, OK, page(second, meta={"next_cursor": "c2"})),
+                (200, OK, page(third)),
+            ]
+        }
+    )
+    result = run(server.url, digital(endpoint="/p", total_path=None), tmp_path)
+    assert lines(result.path) == [
+        {"id": "b", "text": "v1"},
+        {"id": "c", "text": "v1"},
+        {"id": "a", "text": "v2", "n": 1},
+        {"id": 7, "text": "y"},
+    ]
+    assert (result.records, result.duplicates_dropped) == (4, 2)
+    assert (result.conflicting_ids, result.conflicting_examples) == (2, ("a", "7"))
+    assert sorted(p.name for p in result.path.parent.iterdir()) == ["interactions.jsonl"]
+
+
+@pytest.mark.parametrize("style", ["cursor", "next_link"])
+def test_item12_a_crm_inventing_new_cursors_forever_is_stopped(tmp_path: Path, style: str) -> None:
+    if style == "cursor":
+        route = CrmRoute("/api/export/interactions", "cursor", count=90, page_size=30, tz=TZ)
+        cfg = digital(total_path=None)
+    else:
+        route = CrmRoute("/v2/interactions", "page_link", count=90, page_size=30, tz=TZ)
+        cfg = page_cfg(pagination={"type": "next_link"})
+    route.endless, route.throttle_pages = True, ()
+    with CrmServer([route]) as server:
+        with pytest.raises(ExportError) as caught:
+            run(server.base_url, cfg, tmp_path)
+        asked = len(server.requests_seen)
+    message = str(caught.value)
+    assert asked == 2  # not 100 000
+    assert f"provider acme for {DAY.isoformat()}: GET {route.path} (page 2)" in message
+    assert "all exported already" in message and "loop guard" in message
+    assert (caught.value.url, caught.value.page) == (route.path, 2)
+    assert not (tmp_path / "digital" / "acme" / DAY.isoformat() / "interactions.jsonl").exists()
+
+
+def test_item18_a_malformed_page_is_asked_again_twice_within_a_minute(tmp_path: Path) -> None:
+    route = CrmRoute(
+        "/api/export/interactions", "cursor", count=90, page_size=30, tz=TZ, throttle_pages=()
+    )
+    route.malformed_page, route.malformed_times = 2, 2
+    sleeps = Sleeps()
+    with CrmServer([route]) as server:
+        result = run(server.base_url, digital(), tmp_path, sleeps)
+        cursors = [r.query.get("cursor") for r in server.requests_seen]
+    assert result.records == 90
+    assert sleeps == list(MALFORMED_RETRY_DELAYS_S) and sum(sleeps) < 60
+    assert len(cursors) == 5 and cursors[1] == cursors[2] == cursors[3]
+
+    route.malformed_times, route._malformed = None, 0  # now malformed every time
+    sleeps.clear()
+    with CrmServer([route]) as server, pytest.raises(MalformedPageError) as caught:
+        run(server.base_url, digital(), tmp_path, sleeps)
+    assert sleeps == [5.0, 15.0]
+    assert (caught.value.attempts, caught.value.page, caught.value.url) == (3, 2, route.path)
+    assert "GET /api/export/interactions (page 2): malformed page" in str(caught.value)
+    assert "same on 3 attempts" in str(caught.value)
+    assert caught.value.details == {
+        "url": route.path,
+        "page": 2,
+        "malformed": True,
+        "attempts": 3,
+    }

@@ -386,3 +386,46 @@ def test_sanitize_keeps_ordinary_text():
     text = "ENTRANTS: expected 120 recordings in /exports/inbound/20261125, got 118"
 
     assert sanitize(text) == text
+
+
+def test_item9_a_shrunk_export_email_names_both_counts_and_how_to_force_it():
+    email = messages.export_failed(
+        _failure(
+            task_id="export_digital",
+            error="ShrunkExportFailure: the CRM now returns 0 interaction(s) …",
+            try_number=1,
+            details={"url": "/api/export/interactions", "page": 1, "previous": 240, "got": 0},
+        )
+    )
+    text = _all_text(email)
+    assert email.subject == (
+        "[intake][acme_abidjan][2026-11-25] export CRM en baisse, export précédent conservé"
+    )
+    assert "le CRM renvoie 0 interactions, l'export précédent en contenait 240" in text
+    assert "L'export précédent est conservé tel quel" in text
+    assert (
+        "airflow dags trigger ingest_acme_abidjan -c "
+        '\'{"target_date": "2026-11-25", "replace_digital": true}\''
+    ) in text
+    assert RUN_LINK in text
+
+
+def test_item18_a_malformed_page_email_says_it_is_not_retried():
+    email = messages.export_failed(
+        _failure(
+            task_id="export_digital",
+            error="MalformedPageFailure: GET /api/export/interactions (page 2): malformed page",
+            try_number=1,
+            details={
+                "url": "/api/export/interactions",
+                "page": 2,
+                "malformed": True,
+                "attempts": 3,
+            },
+        )
+    )
+    text = _all_text(email)
+    assert email.subject.endswith("échec de l'export CRM")
+    assert "page complète mais illisible" in text
+    assert "n'est pas relancée automatiquement" in text
+    assert "essais : 3" in email.body_text and "page   : 2" in email.body_text

@@ -776,7 +776,7 @@ def test_summary_merges_the_two_tasks(tmp_path: Path) -> None:
     write_proof(quality, "digital", digital)
     write_summary(quality, provider="acme_abidjan", day=DAY, digital=digital)
     summary = json.loads((quality / "summary.json").read_text())
-    assert summary["digital"] == {"expected": 12, "got": 10}
+    assert summary["digital"] == {"expected": 12, "got": 10, "conflicting_ids": 0}
     assert summary["recordings"]["ENTRANTS"] == {"expected": 3, "got": 3}  # kept from the proof
     assert summary["status"] == "red"
 
@@ -824,3 +824,35 @@ def test_pages_show_control_characters_escaped() -> None:
     from include.cc_intake.proof_pages import _t
 
     assert _t("C1\x1b[2K.wav <b>") == "C1\\x1b[2K.wav &lt;b&gt;"
+
+
+def test_item11_conflicting_crm_ids_are_counted_in_the_proof_and_turn_the_day_amber(
+    tmp_path: Path,
+) -> None:
+    quality = tmp_path / "q"
+    recordings = _validate(tmp_path, _day_rows(), _summary())
+    write_proof(quality, "recordings", recordings)
+    exported = {"duplicates_dropped": 3, "conflicting_ids": 7, "conflicting_examples": ["I1", "I4"]}
+    result = validate_digital(
+        _jsonl(tmp_path, _records()), 10, _cfg(digital=DIGITAL), DAY, export=exported
+    )
+    assert result["success"] is True  # every line passed: a conflict is a reserve, not a fault
+    assert result["checks"]["conflicting_ids"] == 7
+    assert result["checks"]["conflicting_examples"] == ["I1", "I4"]
+    assert result["checks"]["duplicates_dropped"] == 3
+    assert result["warnings"] == [
+        "7 id received with conflicting contents, the last version of each kept: I1, I4 and 5 more"
+    ]
+    assert verdict(result) == "amber"
+    _, page = write_proof(quality, "digital", result)
+    write_summary(quality, provider="acme_abidjan", day=DAY, recordings=recordings, digital=result)
+    summary = json.loads((quality / "summary.json").read_text())
+    assert summary["digital"] == {"expected": 10, "got": 10, "conflicting_ids": 7}
+    assert summary["status"] == "amber"
+    text = page.read_text(encoding="utf-8")
+    assert 'data-status="amber"' in text
+    assert "Identifiants reçus avec des contenus différents (7)" in text
+    assert "<code>I4</code>" in text and "… et 5 autre(s)" in text
+
+    clean = validate_digital(_jsonl(tmp_path, _records()), 10, _cfg(digital=DIGITAL), DAY)
+    assert clean["checks"]["conflicting_ids"] == 0 and verdict(clean) == "green"

@@ -84,11 +84,16 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
         doc_md=provider_doc_md(cfg),
         default_args=default_args(cfg),
         params={
+            "replace_digital": Param(
+                False,
+                type="boolean",
+                description="Let a CRM export with fewer interactions replace the landed one",
+            ),
             "target_date": Param(
                 None,
                 type=["null", "string"],
                 description="Processed day YYYY-MM-DD to (re)process instead of J-1",
-            )
+            ),
         },
         deadline=deadline,
     ) as dag:

@@ -23,11 +23,14 @@ from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
+    ExportError,
     HostKeyError,
+    MalformedPageError,
     ReconciliationError,
     RecordingsNotReady,
     RemoteError,
     ReportError,
+    ShrunkExportError,
     TransferError,
     ValidationError,
 )
@@ -60,6 +63,57 @@ class ReconciliationFailure(ReconciliationError, AirflowFailException):
 
 class ValidationFailure(ValidationError, AirflowFailException):
     """The CRM export failed its checks: retrying changes nothing until the data does."""
+
+
+class MalformedPageFailure(MalformedPageError, AirflowFailException):
+    """A CRM page came whole but unreadable, and so again when asked twice more within a
+    minute: a task retry minutes later would only fetch the same page (and delay the e-mail)."""
+
+
+class ShrunkExportFailure(ShrunkExportError, AirflowFailException):
+    """The CRM returns fewer interactions than the landed export: retrying changes nothing
+    until the CRM's data does or an operator asks for the replacement (``replace_digital``)."""
+
+
+def final_export_error(error: ExportError) -> ExportError:
+    """The Airflow-side twin of an export error a task retry cannot fix (same message and
+    facts, but failing the task at once); any other export error as it is."""
+    if isinstance(error, MalformedPageError):
+        return MalformedPageFailure(
+            str(error),
+            attempts=error.attempts,
+            provider=error.provider,
+            day=error.day,
+            url=error.url,
+            page=error.page,
+            status=error.status,
+        )
+    if isinstance(error, ShrunkExportError):
+        return ShrunkExportFailure(
+            str(error),
+            previous=error.previous,
+            got=error.got,
+            path=error.path,
+            provider=error.provider,
+            day=error.day,
+            url=error.url,
+            page=error.page,
+            status=error.status,
+        )
+    return error
+
+
+def replace_digital(context: Context) -> bool:
+    """The run's ``replace_digital`` conf (or Param): may a smaller export replace the landed?"""
+    conf = context["dag_run"].conf or {}
+    params = context.get("params") or {}
+    value = conf.get("replace_digital", params.get("replace_digital"))
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ConfigError(
+        f"run conf replace_digital must be true or false, got {value!r} "
+        '(e.g. {"target_date": "2026-11-25", "replace_digital": true})'
+    )
 
 
 class ProofLink(BaseOperatorLink):
@@ -385,31 +439,44 @@ class ExportDigitalOperator(ProviderOperator):
         # The session carries the connection's auth and headers; HttpHook.run is not used
         # because its check_response logs whole bodies, and conversations are personal data.
         session = hook.get_conn()
-        result = export_day(
-            session,
-            hook.base_url,
-            digital,
-            provider=self.provider.id,
-            day=day,
-            tz=self.provider.tz,
-            dest=layout.digital_dir / "interactions.jsonl",
-            run_token=self.token(context),
-        )
+        try:
+            result = export_day(
+                session,
+                hook.base_url,
+                digital,
+                provider=self.provider.id,
+                day=day,
+                tz=self.provider.tz,
+                dest=layout.digital_dir / "interactions.jsonl",
+                run_token=self.token(context),
+                replace=replace_digital(context),
+            )
+        except ExportError as exc:
+            final = final_export_error(exc)
+            if final is exc:
+                raise
+            raise final from None
         remove_stale_tmp(layout.root / "digital" / self.provider.id)
         self.log.info(
-            "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped)",
+            "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped, "
+            "%d conflicting ids)",
             self.provider.id,
             day,
             result.records,
             result.pages,
             result.stated_total,
             result.duplicates_dropped,
+            result.conflicting_ids,
         )
         return {
             "path": str(result.path),
             "records": result.records,
             "stated_total": result.stated_total,
             "pages": result.pages,
+            "duplicates_dropped": result.duplicates_dropped,
+            "conflicting_ids": result.conflicting_ids,
+            "conflicting_examples": list(result.conflicting_examples),
+            "previous": result.previous,
         }
 
 
@@ -433,6 +500,7 @@ class ValidateDigitalOperator(ProviderOperator):
             exported.get("stated_total"),
             self.provider,
             day,
+            export=exported,
         )
         url = self.keep_proof(context, layout, "digital", result)
         if not result.get("success"):

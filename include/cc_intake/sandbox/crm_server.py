@@ -12,9 +12,11 @@ window the client asks for (records are generated on the fly, deterministically 
 ``csv``        like ``page_link`` but the page is a CSV file with a header row.
 
 Each route has a fixed number of interactions per local day. Along the way it answers one 429
-with ``Retry-After`` (page 2 by default), and has knobs for tests: a malformed page, n × 500,
-a 401, overlapping pages (duplicates), a stated total that is off, a cursor that repeats,
-next links on another origin.
+with ``Retry-After`` (page 2 by default), and has knobs for tests: a malformed page (always or
+the first n times), n × 500, a 401, overlapping pages (duplicates, identical or updated in
+between), a stated total that is off, a cursor that repeats, endless new cursors or links,
+next links on another origin, a silent cap on ``per_page``, purged days, a ``has_more`` flag.
+The knobs are plain attributes: a test may change them between two exports.
 
 Run it alone: ``python -m include.cc_intake.sandbox.crm_server --port 8089``.
 """
@@ -246,10 +248,18 @@ class CrmRoute:
     :param fail_500: the first n requests (after auth) answer 500.
     :param malformed_page: this page number always answers 200 with truncated JSON/CSV junk.
     :param reject_auth: every request answers 401, whatever it carries.
+    :param malformed_times: the malformed page is malformed only its first n times (None: always).
     :param overlap: each page after the first repeats the last n records of the page before.
+    :param overlap_changed: the repeated records come back with other content (``revision``
+        2), as a conversation updated between two requests: same id, conflicting versions.
     :param total_delta: added to the stated total (cursor style) to fake a CRM mismatch.
     :param repeat_cursor: the next cursor never advances past page 2 (a looping CRM).
     :param link_origin: scheme://host:port used in next links instead of the server's own.
+    :param max_per_page: page styles: a larger ``per_page`` is silently served this many.
+    :param emptied_days: local days the CRM has purged: no records, a total of 0.
+    :param endless: whatever the cursor or page asked, answer the first page again, with a
+        new next cursor or link every time (a CRM that never ends).
+    :param has_more_field: page styles: also state in the body whether more pages follow.
     """
 
     path: str
@@ -264,13 +274,20 @@ class CrmRoute:
     retry_after: str = "1"
     fail_500: int = 0
     malformed_page: int | None = None
+    malformed_times: int | None = None
     reject_auth: bool = False
     overlap: int = 0
+    overlap_changed: bool = False
     total_delta: int = 0
     repeat_cursor: bool = False
     link_origin: str | None = None
+    max_per_page: int | None = None
+    emptied_days: set[dt.date] = field(default_factory=set)
+    endless: bool = False
+    has_more_field: str | None = None
     _throttled: set[int] = field(default_factory=set, repr=False)
     _failed_500: int = field(default=0, repr=False)
+    _malformed: int = field(default=0, repr=False)
 
     def day(self, day: dt.date) -> _Day:
         zone = ZoneInfo(self.tz)
@@ -286,6 +303,9 @@ class CrmRoute:
         current = start.astimezone(zone).date()
         last = (end - dt.timedelta(microseconds=1)).astimezone(zone).date()
         while current <= last and start < end:
+            if current in self.emptied_days:
+                current += dt.timedelta(days=1)
+                continue
             data = self.day(current)
             lo = bisect.bisect_left(range(self.count), start, key=data.created_at)
             hi = bisect.bisect_left(range(self.count), end, key=data.created_at)
@@ -481,6 +501,8 @@ class CrmServer:
                 raise _json(400, {"error": "bad_request", "message": "page/per_page"}) from None
             if page < 1 or not 1 <= size <= 1000:
                 raise _json(400, {"error": "bad_request", "message": "page >= 1, per_page 1..1000"})
+            if route.max_per_page is not None:
+                size = min(size, route.max_per_page)  # silently, as some CRMs do
             offset = (page - 1) * size
         with self._lock:
             if page in route.throttle_pages and page not in route._throttled:
@@ -492,15 +514,24 @@ class CrmServer:
                 )
         slices = route.window(start, end)
         total = sum(hi - lo for _, lo, hi in slices)
-        back = route.overlap if page > 1 else 0
-        records = route.interactions(slices, max(0, offset - back), size + min(back, offset))
-        if route.malformed_page == page:
+        position = 0 if route.endless else offset
+        back = min(route.overlap if page > 1 else 0, position)
+        records = route.interactions(slices, position - back, size + back)
+        if route.overlap_changed:
+            records[:back] = [{**record, "revision": 2} for record in records[:back]]
+        with self._lock:
+            malformed = route.malformed_page == page and (
+                route.malformed_times is None or route._malformed < route.malformed_times
+            )
+            if malformed:
+                route._malformed += 1
+        if malformed:
             raise _Answer(
                 200,
                 b'{"data": [{"id": "CRM-tronque", "messages": [{"text": "Bonjour, mon num',
                 {"Content-Type": "application/json"},
             )
-        has_next = offset + size < total
+        has_next = route.endless or offset + size < total
         if route.style == "cursor":
             return self._cursor_page(route, query, records, offset, size, total, has_next)
         return self._numbered_page(route, query, records, page, size, total, has_next)
@@ -518,7 +549,7 @@ class CrmServer:
         total: int,
         has_next: bool,
     ) -> _Answer:
-        next_offset = size if route.repeat_cursor else offset + size
+        next_offset = size if route.repeat_cursor else offset + size  # endless: always new
         cursor = _encode_cursor(next_offset) if has_next or route.repeat_cursor else None
         link = None
         if cursor is not None:
@@ -556,7 +587,10 @@ class CrmServer:
         rels.append(f'<{link(last)}>; rel="last"')
         headers = {"Link": ", ".join(rels), "X-Total-Count": str(total + route.total_delta)}
         if route.style == "page_link":
-            return _json(200, {"items": records, "page": page, "per_page": size}, headers)
+            body: dict[str, Any] = {"items": records, "page": page, "per_page": size}
+            if route.has_more_field:
+                body[route.has_more_field] = has_next
+            return _json(200, body, headers)
         buffer = io.StringIO(newline="")
         columns = ["interaction_id", "channel", "date", "agent", "customer", "subject", "body"]
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
