@@ -569,13 +569,20 @@ def test_item10_a_crm_capping_per_page_without_a_total_loses_nothing(tmp_path: P
 
 def test_item10_the_page_saying_it_is_last_ends_without_an_extra_request(tmp_path: Path) -> None:
     route = CrmRoute(
-        "/v2/interactions", "page_link", count=130, tz=TZ, throttle_pages=(), has_more_field="more"
+        "/v2/interactions",
+        "page_link",
+        count=130,
+        tz=TZ,
+        throttle_pages=(),
+        max_per_page=50,
+        has_more_field="more",
     )
-    cfg = page_cfg(pagination={"type": "page", "page_size": 50, "has_more_path": "more"})
+    cfg = page_cfg(pagination={"type": "page", "page_size": 100, "has_more_path": "more"})
     with CrmServer([route]) as server:
         result = run(server.base_url, cfg, tmp_path)
         asked = [r.query["page"] for r in server.requests_seen]
-    assert (result.records, asked) == (130, ["1", "2", "3"])  # the short 3rd says "no more"
+    # Short pages (capped at 50) saying "more" go on; the short 3rd says "no more": no 4th.
+    assert (result.records, asked) == (130, ["1", "2", "3"])
 
 
 def test_item10_a_stated_total_always_wins(tmp_path: Path, scripted: Any) -> None:
