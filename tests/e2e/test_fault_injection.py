@@ -8,6 +8,12 @@ the SMTP sink received. Items refer to issue #10 ("the proof never lies").
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+
 import pytest
 
 from tests.e2e.conftest import SandboxDays
@@ -21,3 +27,104 @@ def test_a_good_day_runs_green_and_sends_no_mail(sandbox_days: SandboxDays) -> N
     layout = sandbox_days.layout("acme_abidjan")
     assert layout.manifest.is_file()
     assert sandbox_days.mails() == []
+
+
+# --- item 2 (a resume can splice two versions)
+
+# `airflow dags test` names its run `manual__<run_after>` with run_after = the wall clock when
+# the run starts (Airflow 3.3.2: `dag_command.dag_test` calls `DAG.test` without `run_after`,
+# which defaults it to now and passes it to `DagRun.generate_run_id`). A retry resumes only the
+# `.part` of its own run token, so to plant one the test must know the run id first: it calls
+# the same `DAG.test` the command calls, with `run_after` pinned.
+_PINNED_DAG_TEST = """
+import datetime as dt, json, sys
+from airflow import configuration  # first, as airflow's own entry point does
+from airflow.utils.cli import get_bagged_dag
+from airflow.utils.providers_configuration_loader import providers_configuration_loaded
+
+@providers_configuration_loaded
+def main():
+    dag_id, logical, run_after, conf = sys.argv[1:]
+    dag = get_bagged_dag(None, dag_id)
+    run = dag.test(
+        logical_date=dt.datetime.fromisoformat(logical),
+        run_after=dt.datetime.fromisoformat(run_after),
+        run_conf=json.loads(conf),
+    )
+    print(f"dag run {run.run_id}: {run.state}")
+    sys.exit(0 if run.state == "success" else 1)
+
+main()
+"""
+
+
+def _run_day_pinned(
+    sandbox_days: SandboxDays, provider: str, logical: dt.datetime
+) -> subprocess.CompletedProcess[str]:
+    """Run the provider's processed day through ``DAG.test`` with ``run_after = logical``."""
+    cfg = sandbox_days.sandbox.providers[provider]
+    conf = {"target_date": sandbox_days.day(provider).isoformat()}
+    stamp = logical.isoformat()
+    stack = sandbox_days.stack
+    proc = subprocess.run(
+        [sys.executable, "-c", _PINNED_DAG_TEST, cfg.dag_id, stamp, stamp, json.dumps(conf)],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
+    )
+    with (stack.logs / "dags-test-pinned.log").open("a", encoding="utf-8") as out:
+        out.write(f"$ DAG.test {cfg.dag_id} run_after={stamp} (exit {proc.returncode})\n")
+        out.write(proc.stdout + proc.stderr + "\n")
+    return proc
+
+
+def test_item2_retry_resume_of_a_redelivered_same_size_same_mtime_file_lands_the_new_version(
+    sandbox_days: SandboxDays,
+) -> None:
+    from include.cc_intake.layout import make_dirs, run_token
+    from include.cc_intake.manifest import read_manifest
+    from include.cc_intake.naming import RemoteEntry
+    from include.cc_intake.sandbox.seed import touch_changed
+    from include.cc_intake.transfer import CopyJob
+
+    provider = "acme_abidjan"
+    cfg = sandbox_days.sandbox.providers[provider]
+    seed = sandbox_days.sandbox.seeds[provider]
+    victim = max(seed.files, key=lambda f: f.size)
+    remote = seed.local_path(victim.remote_path)
+    version_a = remote.read_bytes()
+    mtime = int(remote.stat().st_mtime)
+    logical = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    run_id = f"manual__{logical.isoformat()}"
+
+    # What a cut first attempt of this run leaves: the first half of version A, under the
+    # temporary name of this run's token and the remote size and mtime.
+    layout = sandbox_days.layout(provider)
+    final = layout.recording(victim.direction, victim.name)
+    entry = RemoteEntry(
+        victim.direction, victim.name, victim.remote_path, len(version_a), mtime, "file"
+    )
+    part = CopyJob(entry=entry, final=final).tmp(run_token(run_id))
+    make_dirs(part.parent, stop_at=sandbox_days.data)
+    part.write_bytes(version_a[: len(version_a) // 2])
+    # The provider re-delivers the call before the retry: same size, mtime preserved.
+    touch_changed(seed, cfg, victim.name, mtime=victim.mtime, keep_size=True)
+    version_b = remote.read_bytes()
+    assert len(version_b) == len(version_a) and version_b != version_a
+    assert int(remote.stat().st_mtime) == mtime
+
+    proc = _run_day_pinned(sandbox_days, provider, logical)
+
+    output = proc.stdout + proc.stderr
+    assert f"dag run {run_id}: success" in proc.stdout, output[-4000:]
+    assert proc.returncode == 0, output[-4000:]
+    assert final.read_bytes() == version_b
+    rows = read_manifest(layout.manifest, cfg.recordings.group_names)
+    [row] = [r for r in rows if (r.direction, r.file_name) == (victim.direction, victim.name)]
+    assert row.status == "copied"
+    assert row.sha256 == hashlib.sha256(version_b).hexdigest()
+    assert not part.exists()
+    logs = output + sandbox_days.stack.task_logs(lines=400, files=50)
+    assert "restarting from byte 0 instead of resuming at byte" in logs, logs[-4000:]
