@@ -76,6 +76,7 @@ def test_item1_provider_purge_keeps_the_proof_through_the_dag(sandbox_days: Sand
     assert summary["recordings"] == first_summary["recordings"]
     assert summary["status"] == first_summary["status"]
     assert summary["kept"] == 3
+    assert sandbox_days.mails() == []  # no "écart" e-mail for files we hold
     # The proof page lists them as held here, no longer on the server.
     page = (layout.quality_dir / "recordings.html").read_text(encoding="utf-8")
     section = page[page.index('id="kept"') :]
