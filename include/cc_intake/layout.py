@@ -21,6 +21,7 @@ from include.cc_intake.naming import safe_join
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 TMP_SUFFIX = ".part"
+TOKEN_LEN = 10  # characters of a run token (see run_token)
 STALE_TMP_AGE = dt.timedelta(days=7)
 
 
@@ -70,7 +71,7 @@ class DayLayout:
 
 def run_token(run_id: str) -> str:
     """A short, filesystem-safe token unique to a DAG run (stable across its retries)."""
-    return hashlib.sha256(run_id.encode()).hexdigest()[:10]
+    return hashlib.sha256(run_id.encode()).hexdigest()[:TOKEN_LEN]
 
 
 def make_dirs(path: Path, *, stop_at: Path | None = None) -> None:
@@ -104,6 +105,20 @@ def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
     """The temporary sibling of ``final`` for one run (and one remote version, for resumes)."""
     suffix = f".{tag}" if tag else ""
     return final.with_name(f".{final.name}.{token}{suffix}{TMP_SUFFIX}")
+
+
+def resume_tag(size: int, mtime: int) -> str:
+    """The remote version a recording's temporary file holds bytes of (its size and mtime)."""
+    return f"{size}-{mtime}"
+
+
+def longest_tmp_name(name: str, *, size: int, mtime: int) -> str:
+    """The longest name we create beside a landed file ``name``: its resumable copy's ``.part``.
+
+    The file-name check (:func:`include.cc_intake.naming.fits_on_disk`) measures this, not the
+    final name: a name that fits but whose temporary name does not would fail every run.
+    """
+    return tmp_path_for(Path(name), "0" * TOKEN_LEN, tag=resume_tag(size, mtime)).name
 
 
 @contextlib.contextmanager

@@ -69,6 +69,8 @@ class DayCell:
     recordings: tuple[tuple[str, Count], ...] = ()
     digital: Count | None = None
     rejected: int | None = None
+    kept: int | None = None  # already inside the recordings' ``got``
+    failed: int | None = None
     updated_at: str | None = None
     run_id: str | None = None
     timezone: str | None = None
@@ -164,6 +166,8 @@ def _cell_from_summary(
         recordings=tuple((name, _count(recordings[name])) for name in directions),
         digital=_count(digital) if isinstance(digital, dict) else None,
         rejected=_int(data.get("rejected")),
+        kept=_int(data.get("kept")),
+        failed=_int(data.get("failed")),
         updated_at=_str(data.get("updated_at")),
         run_id=_str(data.get("run_id")),
         timezone=_str(data.get("timezone")),
@@ -424,6 +428,10 @@ def _render_cell(cell: DayCell, *, ui_base: str, proof_base: str) -> str:
         title.append(f"Digital : {cell.digital.got} exportées / {cell.digital.expected} annoncées")
     if cell.rejected:
         title.append(f"Fichiers rejetés : {cell.rejected}")
+    if cell.kept:
+        title.append(f"Dont conservés ici, plus sur le serveur : {cell.kept}")
+    if cell.failed:
+        title.append(f"Copies en échec : {cell.failed}")
     if cell.problem:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:

@@ -9,20 +9,23 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.config import ProviderConfig, RecordingsConfig
+from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import DayLayout, remove_stale_tmp
 from include.cc_intake.manifest import (
     ManifestRow,
     can_skip,
+    held_index,
     iso_utc,
     landed_index,
     read_manifest,
+    still_held,
     write_manifest,
 )
-from include.cc_intake.messages import mask_phone
+from include.cc_intake.messages import mask_phone, sanitize
 from include.cc_intake.naming import (
     RemoteEntry,
     Verdict,
@@ -137,7 +140,12 @@ def assess_readiness(
 
 @dataclass
 class DaySummary:
-    """What one copy run did; small enough for XCom and the demo's printout."""
+    """What one copy run did; small enough for XCom and the demo's printout.
+
+    Per direction: ``copied``, ``skipped_identical``, ``kept`` and ``failed`` row counts, the
+    ``rejected`` reasons counted, and ``bytes`` received (copied + skipped_identical + kept,
+    the manifest's one rule). ``failures`` names each failed file (masked) for the task error.
+    """
 
     provider: str
     day: str
@@ -163,6 +171,7 @@ def _row_for(
     status: str,
     sha256: str = "",
     copied_at: str = "",
+    reason: str = "",
     extra: Mapping[str, str] | None = None,
 ) -> ManifestRow:
     entry = verdict.entry
@@ -175,10 +184,62 @@ def _row_for(
         sha256=sha256,
         copied_at=copied_at,
         status=status,  # type: ignore[arg-type]
-        reason=verdict.reason or "",
+        reason=reason or verdict.reason or "",
         groups=verdict.groups,
         extra=dict(extra or {}),
     )
+
+
+# A failed row's reason is the error, as an operator reads it in the manifest: one line, short.
+FAILED_REASON_LIMIT = 300
+
+
+def _failed_row(verdict: Verdict, error: str, held: ManifestRow | None) -> ManifestRow:
+    """The ``failed`` row of a remote entry whose copy failed this run.
+
+    Without a copy held, the row describes the remote entry (``sha256`` and ``copied_at``
+    empty). With an earlier copy still on disk (a changed file whose re-copy failed: the final
+    file is only ever replaced by a complete new version), the row keeps that copy's proof —
+    ``size_bytes``, ``remote_mtime``, ``sha256``, ``copied_at`` and the added columns all
+    describe the bytes we hold — and the reason says so. It is never skipped or counted as
+    received: the remote now has a version we do not.
+    """
+    reason = sanitize(" ".join(error.split()), limit=FAILED_REASON_LIMIT)
+    if held is None:
+        return _row_for(verdict, status="failed", reason=reason)
+    entry = verdict.entry
+    return replace(
+        held,
+        remote_path=entry.remote_path,
+        status="failed",
+        reason=f"{reason} (holding the earlier copy; the remote now has {entry.size} bytes, "
+        f"mtime {iso_utc(entry.mtime)})",
+        groups=verdict.groups,
+    )
+
+
+def _held_rows(
+    previous: Mapping[tuple[str, str], ManifestRow],
+    listed: set[tuple[str, str]],
+    layout: DayLayout,
+) -> list[ManifestRow]:
+    """``kept`` rows: earlier proofs of files we still hold that the remote no longer lists.
+
+    A provider that purges or archives its folder after our copy must not erase the proof we
+    earned: the row keeps its first ``copied_at`` and ``sha256`` (PRODUCT.md §8). A file we no
+    longer hold whole (deleted, truncated) is simply absent: the reconciliation names the gap.
+    """
+    rows = []
+    for key, row in sorted(previous.items()):
+        if key in listed:
+            continue
+        try:
+            landed = layout.recording(row.direction, row.file_name)
+        except UnsafePathError:  # not a name we would have landed: nothing of ours to keep
+            continue
+        if still_held(row, landed):
+            rows.append(row if row.status == "kept" else row.as_kept())
+    return rows
 
 
 def _audio_columns(outcome: CopyOutcome) -> dict[str, str]:
@@ -205,13 +266,18 @@ async def copy_day(
 ) -> DaySummary:
     """List the day once, copy what is new or changed, and write the complete manifest.
 
-    Files that fail are named in ``summary.failures``; what landed is in the manifest, so a
-    retry resumes instead of starting over.
+    Every in-scope remote entry gets exactly one row (copied, skipped_identical, failed or
+    rejected), and every earlier proof of a file we still hold that the remote no longer
+    lists is carried over as ``kept``. Files that fail are also named in
+    ``summary.failures`` (the task fails with them); their temporary files stay, so a retry
+    resumes instead of starting over.
     """
     cfg = provider.recordings
     listing = await list_day(sftp, cfg, day)
     verdicts = classify_day(listing, cfg, day)
-    previous = landed_index(read_manifest(layout.manifest, cfg.group_names))
+    earlier = read_manifest(layout.manifest, cfg.group_names)
+    previous = landed_index(earlier)
+    held = held_index(earlier)
 
     rows: list[ManifestRow] = []
     jobs: list[tuple[Verdict, CopyJob]] = []
@@ -229,10 +295,14 @@ async def copy_day(
             jobs.append((verdict, CopyJob(entry=entry, final=final)))
 
     skipped = len(rows) - sum(1 for r in rows if r.status == "rejected")
+    listed = {(v.entry.direction, v.entry.rel_name) for v in verdicts}
+    kept = _held_rows(held, listed, layout)
     on_progress(
         f"{provider.id} {day}: {len(verdicts)} entries in scope, {len(jobs)} to copy, "
-        f"{skipped} already landed, {len(verdicts) - len(jobs) - skipped} rejected"
+        f"{skipped} already landed, {len(verdicts) - len(jobs) - skipped} rejected, "
+        f"{len(kept)} held but no longer listed by the server"
     )
+    rows.extend(kept)
     outcomes = await copy_all(
         sftp,
         [job for _, job in jobs],
@@ -249,6 +319,12 @@ async def copy_day(
         if not outcome.ok:
             # File names may carry the caller's number: logs and e-mails get it masked.
             failures.append(mask_phone(f"{job.entry.remote_path}: {outcome.error}"))
+            before = held.get((job.entry.direction, job.entry.rel_name))
+            rows.append(
+                _failed_row(
+                    verdict, outcome.error, before if still_held(before, job.final) else None
+                )
+            )
             continue
         assert outcome.copied_at is not None
         rows.append(
@@ -280,10 +356,13 @@ async def copy_day(
     )
     for direction in cfg.directions:
         mine = [r for r in rows if r.direction == direction]
+        statuses = Counter(r.status for r in mine)
         summary.directions[direction] = {
             "folder_found": listing[direction] is not None,
-            "copied": sum(1 for r in mine if r.status == "copied"),
-            "skipped_identical": sum(1 for r in mine if r.status == "skipped_identical"),
+            "copied": statuses["copied"],
+            "skipped_identical": statuses["skipped_identical"],
+            "kept": statuses["kept"],
+            "failed": statuses["failed"],
             "rejected": dict(Counter(r.reason for r in mine if r.status == "rejected")),
             "bytes": sum(r.size_bytes for r in mine if r.landed),
         }

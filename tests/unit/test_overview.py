@@ -247,3 +247,16 @@ def test_resolve_quality_file_refuses_a_symlink_out_of_quality(root, tmp_path_fa
     (folder / "leak.json").symlink_to(outside)
     with pytest.raises(UnsafePathError, match="outside"):
         overview.resolve_quality_file(root, f"acme/{END}/leak.json")
+
+
+def test_item1_kept_and_failed_counts_reach_the_cell(root):
+    day = END - dt.timedelta(days=4)
+    write_summary(root, "acme", day, status="amber", kept=7, failed=2)
+    cell = overview.read_day(root, "acme", day)
+    assert (cell.kept, cell.failed) == (7, 2)
+    cells = parse(overview.render_overview(overview.build_overview(root, end_day=END)))
+    title = cells.cells[("acme", day.isoformat())]["title"]
+    assert "Dont conservés ici, plus sur le serveur : 7" in title
+    assert "Copies en échec : 2" in title
+    plain = cells.cells[("acme", END.isoformat())]["title"]
+    assert "conservés" not in plain and "échec" not in plain

@@ -300,7 +300,8 @@ class CopyRecordingsOperator(ProviderOperator):
             more = f" (+{len(summary.failures) - 5} more)" if len(summary.failures) > 5 else ""
             raise TransferError(
                 f"{self.provider.id} {day}: {len(summary.failures)} recording(s) not copied: "
-                f"{shown}{more}. What landed is in {layout.manifest}; a retry resumes."
+                f"{shown}{more}. The manifest {layout.manifest} lists them as failed and what "
+                "landed; a retry resumes."
             )
         return summary.as_dict()
 
