@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.errors import TransferError
-from include.cc_intake.layout import FILE_MODE, make_dirs, tmp_path_for
+from include.cc_intake.layout import FILE_MODE, make_dirs, resume_tag, tmp_path_for
 from include.cc_intake.messages import mask_phone
 from include.cc_intake.naming import EntryKind, RemoteEntry
 
@@ -186,7 +186,7 @@ class CopyJob:
     final: Path
 
     def tmp(self, token: str) -> Path:
-        return tmp_path_for(self.final, token, tag=f"{self.entry.size}-{self.entry.mtime}")
+        return tmp_path_for(self.final, token, tag=resume_tag(self.entry.size, self.entry.mtime))
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,7 @@ def test_item2_retry_resume_of_a_redelivered_same_size_same_mtime_file_lands_the
     logs = output + sandbox_days.stack.task_logs(lines=400, files=50)
     assert "restarting from byte 0 instead of resuming at byte" in logs, logs[-4000:]
 
+
 # --- items 1, 3, 4 (voice manifest integrity)
 
 
