@@ -413,6 +413,56 @@ def test_item14_alert_kept_when_smtp_is_down_then_sent_by_the_next_notifier(
     assert "non envoyée" not in page
 
 
+class _PickySink(_Sink):
+    """A sink that refuses one address, as a real server refuses an unknown mailbox."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("gone@"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_item14_a_waiting_alert_the_server_refuses_stays_and_does_not_block_the_others(
+    cfg, monkeypatch, tmp_path, caplog
+):
+    from include.cc_intake import alerts_outbox
+
+    port = _free_port()
+    _smtp_env(monkeypatch, port)
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
+    at = dt.datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    refused, good = (
+        alerts_outbox.write_undelivered(
+            tmp_path,
+            to=[to],
+            subject=f"[intake][acme_abidjan][2026-11-25] alerte {n}",
+            body_html=f"<p>{n}</p>",
+            sender="intake@example.com",
+            dag_id="ingest_acme_abidjan",
+            day="2026-11-25",
+            at=at + dt.timedelta(seconds=n),
+        )
+        for n, to in enumerate(["gone@example.com", "ops@example.com"])
+    )
+    handler = _PickySink()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        notify.IntakeFailureNotifier.for_provider(cfg)(
+            _task_context(task_id="fetch_report", exception=errors.ReportError("absent"))
+        )
+    finally:
+        controller.stop()
+
+    assert [m["Subject"] for m in handler.messages()] == [
+        "[intake][acme_abidjan][2026-11-25] alerte 1",
+        "[intake][acme_abidjan][2026-11-25] rapport de fin de journée absent ou illisible",
+    ]
+    assert alerts_outbox.pending(tmp_path) == [refused] and not good.exists()
+    assert any(r.levelname == "ERROR" and refused.name in r.getMessage() for r in caplog.records)
+
+
 def test_item14_deadline_alert_kept_when_smtp_is_down_then_sent(cfg, monkeypatch, tmp_path):
     from include.cc_intake import alerts_outbox
 
