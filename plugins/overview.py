@@ -27,7 +27,8 @@ from fastapi.responses import (
     Response,
 )
 
-from include.cc_intake import overview
+from include.cc_intake import alerts_outbox, overview
+from include.cc_intake.constants import TAG_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import data_root
 
@@ -95,6 +96,33 @@ def _provider_dags() -> set[str]:
     return {dag_id.removeprefix(DAG_PREFIX) for dag_id in dag_ids}
 
 
+def _config_error_providers() -> set[str] | None:
+    """Providers whose DAG is a config-error placeholder now; ``None`` if Airflow cannot say.
+
+    The tag is there as soon as the DAG processor parsed the broken file, before its first
+    daily run writes a ``config_error`` summary, and gone as soon as the file is fixed.
+    """
+    try:
+        from airflow.models.dag import DagModel, DagTag
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            dag_ids = session.scalars(
+                select(DagTag.dag_id)
+                .join(DagModel, DagModel.dag_id == DagTag.dag_id)
+                .where(
+                    DagTag.name == TAG_CONFIG_ERROR,
+                    DagTag.dag_id.startswith(DAG_PREFIX),
+                    DagModel.is_stale.is_(False),
+                )
+            ).all()
+    except Exception:
+        log.warning("Overview: cannot list the config-error DAGs", exc_info=True)
+        return None
+    return {dag_id.removeprefix(DAG_PREFIX) for dag_id in dag_ids}
+
+
 def _default_end_day(root: Path, providers: set[str]) -> dt.date:
     """Yesterday (UTC), or today when a provider east of UTC already wrote it."""
     today = dt.datetime.now(dt.UTC).date()
@@ -140,8 +168,15 @@ def create_app() -> FastAPI:
         providers = _readable_providers(user, set(overview.list_providers(root)) | _provider_dags())
         default_end = _default_end_day(root, providers)
         end_day = end or default_end
+        broken = _config_error_providers()
         grid = overview.build_overview(
-            root, end_day=end_day, days=days, providers=providers, discover=False
+            root,
+            end_day=end_day,
+            days=days,
+            providers=providers,
+            discover=False,
+            config_errors=None if broken is None else broken & providers,
+            undelivered=alerts_outbox.count_pending(root),
         )
         step = dt.timedelta(days=days)
         later = min(end_day + step, default_end) if end_day < default_end else None

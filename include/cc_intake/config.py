@@ -36,6 +36,7 @@ _BANDWIDTH_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[KMG]?)(?P<kind>bi
 _UNIT = {"": 1, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
 _HHMM_RE = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
 _PROVIDER_ID_RE = re.compile(r"^[a-z0-9_]+$")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def parse_duration(value: object) -> dt.timedelta:
@@ -310,7 +311,7 @@ class ProviderConfig(_Model):
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
         for address in value:
-            if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address) is None:
+            if _EMAIL_RE.fullmatch(address) is None:
                 raise ValueError(f"{address!r} is not an e-mail address")
         return value
 
@@ -360,6 +361,13 @@ def daily_schedule_time(cron: str) -> dt.time:
     return dt.time(int(fields[1]), int(fields[0]))
 
 
+def split_emails(text: str) -> tuple[list[str], list[str]]:
+    """A comma-separated list of addresses (e.g. ``CC_INTAKE_OPS_EMAILS``): (valid, invalid)."""
+    items = [item.strip() for item in str(text).replace(";", ",").split(",") if item.strip()]
+    valid = [item for item in items if _EMAIL_RE.fullmatch(item)]
+    return list(dict.fromkeys(valid)), [item for item in items if item not in valid]
+
+
 def _format_error(path: Path, exc: PydanticValidationError) -> str:
     lines = []
     for err in exc.errors():
@@ -383,6 +391,8 @@ def load_provider(path: Path) -> ProviderConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read provider configuration: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -393,18 +403,82 @@ def load_provider(path: Path) -> ProviderConfig:
     return cfg
 
 
+# A placeholder whose file says nothing usable still runs daily, so that someone is told.
+FALLBACK_SCHEDULE = "0 6 * * *"
+FALLBACK_TIMEZONE = "UTC"
+
+
 class BrokenProvider(BaseModel):
-    """A provider file that failed validation: enough to build a visible placeholder DAG."""
+    """A provider file that failed validation: enough to build a visible placeholder DAG.
+
+    ``schedule``, ``timezone``, ``name`` and ``alert_emails`` are what could still be read from
+    the broken file (each checked on its own, see :func:`salvage`), else the fallbacks: daily at
+    06:00 UTC, and no recipients (the notifier then writes to the operations list).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     key: str
     path: Path
     error: str
+    name: str | None = None
+    schedule: str = FALLBACK_SCHEDULE
+    timezone: str = FALLBACK_TIMEZONE
+    alert_emails: tuple[str, ...] = ()
 
     @property
     def dag_id(self) -> str:
         return f"ingest_{self.key}"
+
+
+def _valid(check: Any, value: object) -> bool:
+    try:
+        check(value)
+    except (ValueError, TypeError, ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def salvage(path: Path) -> dict[str, Any]:
+    """Best-effort read of a broken provider file: the keys a placeholder DAG can still use.
+
+    Each of ``name``, ``schedule``, ``timezone`` and ``alert_emails`` is validated on its own,
+    so one bad field does not lose the others; anything unreadable is simply left out. A single
+    address written as a string instead of a list still counts, and invalid addresses are
+    dropped from the list.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    found: dict[str, Any] = {}
+    name = data.get("name")
+    if isinstance(name, str) and name.strip():
+        found["name"] = name.strip()[:120]
+    schedule = data.get("schedule")
+    if isinstance(schedule, str) and _valid(daily_schedule_time, schedule):
+        found["schedule"] = schedule
+    timezone = data.get("timezone")
+    if isinstance(timezone, str) and _valid(ZoneInfo, timezone):
+        found["timezone"] = timezone
+    emails = data.get("alert_emails")
+    if isinstance(emails, str):
+        emails = [emails]
+    if isinstance(emails, list):
+        valid = [e.strip() for e in emails if isinstance(e, str) and _EMAIL_RE.fullmatch(e.strip())]
+        if valid:
+            found["alert_emails"] = tuple(dict.fromkeys(valid))
+    return found
+
+
+def broken_provider(path: Path, error: str, *, key: str | None = None) -> BrokenProvider:
+    """The placeholder's facts for a file that failed with ``error``; ``key`` defaults to the
+    file's stem made into a provider id (the DAG id is ``ingest_<key>``)."""
+    if key is None:
+        key = re.sub(r"[^a-z0-9_]", "_", path.stem.lower()) or "unnamed"
+    return BrokenProvider(key=key, path=path, error=error, **salvage(path))
 
 
 def load_providers(folder: Path) -> tuple[list[ProviderConfig], list[BrokenProvider]]:
@@ -415,6 +489,5 @@ def load_providers(folder: Path) -> tuple[list[ProviderConfig], list[BrokenProvi
         try:
             good.append(load_provider(path))
         except ConfigError as exc:
-            key = re.sub(r"[^a-z0-9_]", "_", path.stem.lower()) or "unnamed"
-            broken.append(BrokenProvider(key=key, path=path, error=str(exc)))
+            broken.append(broken_provider(path, str(exc)))
     return good, broken

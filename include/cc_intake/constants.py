@@ -18,3 +18,6 @@ TASK_VALIDATE = "validate_recordings"
 TASK_EXPORT = "export_digital"
 TASK_VALIDATE_DIGITAL = "validate_digital"
 TASK_CONFIG_ERROR = "config_error"
+
+# The summary.json status a config-error placeholder writes for its day (PRODUCT.md §8.1).
+STATUS_CONFIG_ERROR = "config_error"

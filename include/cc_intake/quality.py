@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
+from include.cc_intake.constants import STATUS_CONFIG_ERROR
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
 from include.cc_intake.layout import atomic_writer
@@ -999,5 +1000,41 @@ def write_summary(
     if timezone is not None:
         summary["timezone"] = timezone
     path = quality_dir / "summary.json"
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
+
+
+def write_config_error_summary(
+    quality_dir: Path,
+    *,
+    provider: str,
+    day: dt.date,
+    run_id: str | None = None,
+    timezone: str | None = None,
+) -> Path | None:
+    """Mark the day ``config_error`` (PRODUCT.md §8.1): the provider's YAML was broken when the
+    day was due, so nothing was fetched. The overview and the digest read it.
+
+    A day that already has a verdict (green, amber, red) keeps it: a run made before the file
+    broke proved that day, and a placeholder run proves nothing. Returns the path written, or
+    ``None`` when the earlier verdict was kept.
+    """
+    path = quality_dir / "summary.json"
+    earlier = _load_json(path)
+    if earlier is not None and earlier.get("status") in ("green", "amber", "red"):
+        return None
+    summary: dict[str, Any] = {
+        "provider": provider,
+        "day": day.isoformat(),
+        "status": STATUS_CONFIG_ERROR,
+        "recordings": None,
+        "digital": None,
+        "rejected": None,
+        "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if run_id is not None:
+        summary["run_id"] = run_id
+    if timezone is not None:
+        summary["timezone"] = timezone
     _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
     return path

@@ -56,6 +56,8 @@ PROBE = textwrap.dedent(
             "description": dag.description,
             "doc_md": dag.doc_md or "",
             "timetable": type(dag.timetable).__name__,
+            "cron": getattr(dag.timetable, "expression", None),
+            "timezone": str(getattr(dag.timetable, "timezone", "")),
         }
     print("RESULT" + json.dumps({
         "dags": dags,
@@ -172,6 +174,34 @@ def test_broken_yaml_fails_only_its_own_dag(tmp_path: Path) -> None:
     assert "recordings.filename_pattern" in bad["doc_md"]
     assert "call_id" in bad["doc_md"]
     assert C.TAG_CONFIG_ERROR not in bag["dags"]["ingest_acme_abidjan"]["tags"]
+
+
+def test_item13_config_error_placeholder_runs_daily_and_alerts(tmp_path: Path) -> None:
+    """A broken YAML must not silently stop its provider: the placeholder keeps a daily schedule
+    (the file's own when readable, else 06:00 UTC) and the failure notifier, without retries."""
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    broken = provider_dict(id="baobab_douala", schedule="15 3 * * *", timezone="Africa/Douala")
+    broken["deadline"] = "02:00"  # before the schedule: invalid
+    (folder / "baobab_douala.yaml").write_text(yaml.safe_dump(broken))
+    (folder / "garbled.yaml").write_text("id: [unclosed\n")
+    bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder))
+    assert bag["errors"] == {}
+    assert set(bag["dags"]) == {"ingest_baobab_douala", "ingest_garbled"}
+    readable, garbled = bag["dags"]["ingest_baobab_douala"], bag["dags"]["ingest_garbled"]
+    assert (readable["cron"], readable["timezone"]) == ("15 3 * * *", "Africa/Douala")
+    assert (garbled["cron"], garbled["timezone"]) == ("0 6 * * *", "UTC")
+    assert "ops@example.com" in readable["doc_md"]
+    assert "CC_INTAKE_OPS_EMAILS" in garbled["doc_md"]
+    for dag_id, dag in bag["dags"].items():
+        assert C.TAG_INTAKE in dag["tags"] and C.TAG_CONFIG_ERROR in dag["tags"], dag_id
+        assert dag["timetable"] == "CronTriggerTimetable", dag_id
+        assert dag["catchup"] is False, dag_id
+        assert not dag["has_deadline"], dag_id  # nothing to deliver: the failure e-mail is it
+        (task,) = dag["tasks"].values()
+        assert task["owner"], dag_id
+        assert task["retries"] == 0, dag_id  # only fixing the file helps
+        assert task["failure_callbacks"] >= 1, dag_id
 
 
 def test_every_committed_yaml_is_valid() -> None:

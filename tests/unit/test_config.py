@@ -12,6 +12,7 @@ from include.cc_intake.config import (
     parse_bandwidth,
     parse_duration,
     parse_provider,
+    split_emails,
 )
 from include.cc_intake.errors import ConfigError
 from tests.helpers import provider, provider_dict
@@ -129,6 +130,84 @@ def test_load_providers_keeps_the_good_ones(tmp_path: Path) -> None:
     assert [b.key for b in bad] == ["bad_one", "not_yaml"]
     assert "recordings.max_parallel" in bad[0].error
     assert "not valid YAML" in bad[1].error
+
+
+def test_item13_broken_file_keeps_its_readable_schedule_zone_and_recipients(
+    tmp_path: Path,
+) -> None:
+    data = provider_dict(id="bad_one", name="Bad One", schedule="15 3 * * *")
+    data["timezone"] = "Africa/Douala"
+    data["alert_emails"] = ["lead@example.com", "not an address", "qa@example.com"]
+    data["deadline"] = "25:00"  # the field that breaks the file
+    (tmp_path / "bad_one.yaml").write_text(yaml.safe_dump(data))
+
+    _, (bad,) = load_providers(tmp_path)
+
+    assert "deadline" in bad.error
+    assert bad.dag_id == "ingest_bad_one"
+    assert bad.name == "Bad One"
+    assert (bad.schedule, bad.timezone) == ("15 3 * * *", "Africa/Douala")
+    # Each field is checked on its own: a bad address does not lose the good ones.
+    assert bad.alert_emails == ("lead@example.com", "qa@example.com")
+
+
+@pytest.mark.parametrize(
+    ("changes", "schedule", "timezone", "emails"),
+    [
+        # A bad zone does not lose the schedule, and the other way round.
+        ({"timezone": "Mars/Olympus"}, "30 2 * * *", "UTC", ("ops@example.com",)),
+        ({"schedule": "@hourly"}, "0 6 * * *", "Africa/Abidjan", ("ops@example.com",)),
+        ({"schedule": 230, "timezone": 1}, "0 6 * * *", "UTC", ("ops@example.com",)),
+        # One address written as a string still counts; no valid address means none.
+        (
+            {"alert_emails": "lead@example.com"},
+            "30 2 * * *",
+            "Africa/Abidjan",
+            ("lead@example.com",),
+        ),
+        ({"alert_emails": ["nobody"]}, "30 2 * * *", "Africa/Abidjan", ()),
+        ({"alert_emails": None}, "30 2 * * *", "Africa/Abidjan", ()),
+    ],
+)
+def test_item13_each_salvaged_field_is_validated_on_its_own(
+    tmp_path: Path, changes: dict, schedule: str, timezone: str, emails: tuple
+) -> None:
+    data = provider_dict(id="bad_one", **changes)
+    (tmp_path / "bad_one.yaml").write_text(yaml.safe_dump(data))
+
+    _, (bad,) = load_providers(tmp_path)
+
+    assert (bad.schedule, bad.timezone, bad.alert_emails) == (schedule, timezone, emails)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"id: [unclosed\n", b"- just\n- a list\n", b"", b"id: caf\xe9\n"],
+    ids=["not-yaml", "not-a-mapping", "empty", "not-utf8"],
+)
+def test_item13_unreadable_file_gets_daily_0600_utc_and_no_recipients(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "Weird-Name.yaml").write_bytes(content)
+
+    good, (bad,) = load_providers(tmp_path)
+
+    assert good == []
+    assert bad.dag_id == "ingest_weird_name"  # the file's stem when no id can be read
+    assert (bad.schedule, bad.timezone, bad.alert_emails, bad.name) == (
+        "0 6 * * *",
+        "UTC",
+        (),
+        None,
+    )
+
+
+def test_item13_split_emails() -> None:
+    assert split_emails(" a@example.com, ,b@example.com;a@example.com , nope ") == (
+        ["a@example.com", "b@example.com"],
+        ["nope"],
+    )
+    assert split_emails("") == ([], [])
 
 
 def test_id_must_match_file_name(tmp_path: Path) -> None:

@@ -24,7 +24,12 @@ from include.cc_intake.airflow.tasks import (
     ValidateRecordingsOperator,
     WaitForRecordingsSensor,
 )
-from include.cc_intake.config import BrokenProvider, ProviderConfig, load_providers
+from include.cc_intake.config import (
+    BrokenProvider,
+    ProviderConfig,
+    broken_provider,
+    load_providers,
+)
 from include.cc_intake.docs import provider_doc_md
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -109,20 +114,61 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
     return dag
 
 
+def config_error_doc_md(broken: BrokenProvider) -> str:
+    """The placeholder's Docs tab: the error, when it runs and who is told."""
+    recipients = (
+        ", ".join(broken.alert_emails)
+        if broken.alert_emails
+        else "the operations list (`CC_INTAKE_OPS_EMAILS`), since `alert_emails` cannot be read"
+    )
+    return (
+        f"# Configuration error\n\n```\n{broken.error}\n```\n\n"
+        f"Fix `{broken.path.name}`. Until then this placeholder runs daily "
+        f"(`{broken.schedule}`, {broken.timezone}), marks its day `config_error` and fails, "
+        f"and each failure is e-mailed to {recipients}. Once the file is valid the provider's "
+        "DAG comes back at the next parse; re-run the missed days with "
+        f'`airflow dags trigger {broken.dag_id} -c \'{{"target_date": "YYYY-MM-DD"}}\'`.'
+    )
+
+
 def build_config_error_dag(broken: BrokenProvider) -> DAG:
-    """A visible placeholder for a broken YAML: its only task fails with the error."""
+    """A visible placeholder for a broken YAML: its only task fails with the error, every day.
+
+    It keeps the provider's daily schedule when the file still says it (else 06:00 UTC) and has
+    the failure notifier, so a broken file is reported each day instead of silently stopping
+    the provider's intake. No retries: only fixing the file helps.
+    """
+    from include.cc_intake.airflow.notify import IntakeFailureNotifier
+
     first_line = broken.error.splitlines()[0]
+    notifier = IntakeFailureNotifier(
+        provider_id=broken.key,
+        provider_name=broken.name or broken.key,
+        timezone=broken.timezone,
+        # Empty when unreadable: the notifier then reads CC_INTAKE_OPS_EMAILS at run time.
+        alert_emails=broken.alert_emails,
+    )
     with DAG(
         dag_id=broken.dag_id,
         description=f"CONFIG ERROR: {first_line}"[:200],
-        schedule=None,
+        schedule=CronTriggerTimetable(broken.schedule, timezone=broken.timezone),
         start_date=START_DATE,
         catchup=False,
+        max_active_runs=C.MAX_ACTIVE_RUNS,
         tags=[C.TAG_INTAKE, C.TAG_CONFIG_ERROR],
-        doc_md=f"# Configuration error\n\n```\n{broken.error}\n```\n\nFix `{broken.path.name}`.",
-        default_args={"owner": C.DEFAULT_OWNER, "retries": 0},
+        doc_md=config_error_doc_md(broken),
+        default_args={
+            "owner": C.DEFAULT_OWNER,
+            "retries": 0,
+            "on_failure_callback": [notifier],
+        },
     ) as dag:
-        ConfigErrorOperator(task_id=C.TASK_CONFIG_ERROR, error=broken.error)
+        ConfigErrorOperator(
+            task_id=C.TASK_CONFIG_ERROR,
+            error=broken.error,
+            provider_id=broken.key,
+            timezone=broken.timezone,
+        )
     return dag
 
 
@@ -136,12 +182,12 @@ def build_all() -> list[DAG]:
         sandbox = folder.resolve() == sandbox_dir
         for cfg in good:
             if cfg.dag_id in seen:
+                path = folder / f"{cfg.id}.yaml"
                 broken.append(
-                    BrokenProvider(
+                    broken_provider(
+                        path,
+                        f"{path}: provider id {cfg.id!r} is defined twice",
                         key=f"{cfg.id}_duplicate",
-                        path=folder / f"{cfg.id}.yaml",
-                        error=f"{folder / (cfg.id + '.yaml')}: provider id {cfg.id!r} "
-                        "is defined twice",
                     )
                 )
                 continue

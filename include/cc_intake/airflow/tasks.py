@@ -444,17 +444,63 @@ class ValidateDigitalOperator(ProviderOperator):
 class ConfigErrorOperator(BaseOperator):
     """Stand-in task of a provider whose YAML is broken: fails with the validation error.
 
+    Before failing it marks its processed day ``config_error`` in ``summary.json`` (for the
+    overview and the digest); the failure e-mail comes from the DAG's failure notifier.
+
     :param error: the validation error, naming the file and the field.
+    :param provider_id: the placeholder's provider id (the DAG is ``ingest_<provider_id>``).
+    :param timezone: the zone of the processed day (read from the file, else UTC).
     """
 
     ui_color = "#f5b7b1"
 
-    def __init__(self, *, error: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        error: str,
+        provider_id: str | None = None,
+        timezone: str = "UTC",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.error = error
+        self.provider_id = provider_id
+        self.timezone = timezone
 
     def execute(self, context: Context) -> None:
+        if self.provider_id:
+            try:
+                self._mark_day(context, self.provider_id)
+            except OSError as exc:  # the e-mail must still say "configuration", not "disk"
+                log.error("%s: could not mark the day config_error: %s", self.provider_id, exc)
         raise ConfigError(self.error)
+
+    def _mark_day(self, context: Context, provider_id: str) -> None:
+        from include.cc_intake.quality import write_config_error_summary
+
+        run = context["dag_run"]
+        try:
+            day = processed_day(
+                tz=self.timezone,
+                logical_date=run.logical_date,
+                run_after=getattr(run, "run_after", None),
+                conf=run.conf,
+            )
+        except ConfigError as exc:  # a bad target_date: no day to mark, the YAML error stands
+            log.warning("%s: no day marked config_error (%s)", provider_id, exc)
+            return
+        layout = DayLayout(data_root(), provider_id, day)
+        written = write_config_error_summary(
+            layout.quality_dir,
+            provider=provider_id,
+            day=day,
+            run_id=run.run_id,
+            timezone=self.timezone,
+        )
+        if written is None:
+            log.info("%s %s: the day keeps its earlier verdict", provider_id, day)
+        else:
+            log.info("%s %s: day marked config_error in %s", provider_id, day, written)
 
 
 __all__: Sequence[str] = (
