@@ -13,20 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from include.cc_intake.layout import atomic_writer
+from include.cc_intake import constants as C
+from include.cc_intake.layout import atomic_writer, storage_errors
 
 Status = Literal["copied", "skipped_identical", "rejected"]
-LEADING_COLUMNS = (
-    "direction",
-    "file_name",
-    "remote_path",
-    "size_bytes",
-    "remote_mtime",
-    "sha256",
-    "copied_at",
-    "status",
-    "reason",
-)
+# One home for the column names: the config validator refuses pattern groups named like them.
+LEADING_COLUMNS = C.MANIFEST_LEADING_COLUMNS
 
 
 def iso_utc(moment: dt.datetime | float | int) -> str:
@@ -106,7 +98,11 @@ def write_manifest(
     token: str,
     root: Path,
 ) -> int:
-    """Write the complete manifest atomically, rows sorted by direction then name."""
+    """Write the complete manifest atomically, rows sorted by direction then name.
+
+    A refused write (disk full, …) raises :class:`StorageError` naming provider, day and path,
+    and leaves the previous manifest as it was.
+    """
     ordered = sorted(rows, key=lambda r: r.key)
     groups = set(group_names)
     extra_names: list[str] = []
@@ -114,7 +110,9 @@ def write_manifest(
         groups.update(row.groups)
         extra_names.extend(name for name in row.extra if name not in extra_names)
     header = columns(groups, extra_names)
-    with atomic_writer(path, token, root=root) as handle:
+    # The manifest lives at <root>/manifests/<provider>/<day>.csv (DayLayout.manifest).
+    guard = storage_errors(path, provider=path.parent.name, day=path.stem, what="manifest")
+    with guard, atomic_writer(path, token, root=root) as handle:
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
         writer.writeheader()
         for row in ordered:
