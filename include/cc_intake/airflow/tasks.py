@@ -220,7 +220,10 @@ class ProviderOperator(ProviderDayMixin, BaseOperator):
 
 
 class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
-    """Wait until the day's report is published and every direction it expects is settled.
+    """Wait until the day's report is published and every direction it expects is complete.
+
+    Complete: its files are settled and, with those we hold that the server no longer lists,
+    as many as the report counts (within ``daily_report.tolerance``).
 
     :param provider: the provider's validated configuration.
     """
