@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from include.cc_intake.constants import RESERVED_GROUP_NAMES
 from include.cc_intake.errors import ConfigError
 
 DIRECTIONS = ("ENTRANTS", "SORTANTS")
@@ -136,6 +137,14 @@ class RecordingsConfig(_Model):
         missing = {"date", "call_id"} - set(compiled.groupindex)
         if missing:
             raise ValueError(f"the pattern must have the named groups {sorted(missing)}")
+        # A group becomes a manifest column: one named like a fixed column (a plausible
+        # `(?P<direction>IN|OUT)`) would overwrite it in every row.
+        clashing = [name for name in compiled.groupindex if name in RESERVED_GROUP_NAMES]
+        if clashing:
+            raise ValueError(
+                f"the group(s) {', '.join(repr(n) for n in clashing)} are named like manifest "
+                f"columns; rename them. Reserved names: {', '.join(RESERVED_GROUP_NAMES)}"
+            )
         return value
 
     @field_validator("date_format")
@@ -210,6 +219,18 @@ class DailyReportConfig(_Model):
                 if key in seen and seen[key] != direction:
                     raise ValueError(f"direction value {raw!r} is mapped to two directions")
                 seen[key] = direction
+        return self
+
+    @model_validator(mode="after")
+    def _pins_the_day(self) -> DailyReportConfig:
+        # Without the day in its name or a date column, yesterday's report (still on the
+        # server) would be reconciled as today's without anyone noticing.
+        if "date" not in _template_fields(self.path) and not self.date_column:
+            raise ValueError(
+                f"the report path {self.path!r} has no {{date…}} and no date_column is set, so "
+                "another day's report could be taken for this day's: put the day in the path "
+                "(e.g. /exports/reports/calls_{date:%Y%m%d}.csv) or set date_column"
+            )
         return self
 
     def allowed_gap(self, expected: int) -> int:

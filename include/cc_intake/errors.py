@@ -10,6 +10,7 @@ IntakeError
 │   └── TransferError         a copy failed (size changed, connection lost, …)
 ├── RecordingsNotReady        the day's recordings are absent or still moving
 ├── UnsafePathError           a remote name or landing path would escape its folder
+├── StorageError              the data root refused a write (disk full, quota, file too large)
 ├── ReportError               the end-of-day report is missing or malformed
 ├── ReconciliationError       the copied files do not match the report
 ├── ExportError               the CRM export failed or returned something malformed
@@ -45,6 +46,21 @@ class RecordingsNotReady(IntakeError):
 
 class UnsafePathError(IntakeError):
     """A remote name or a landing path would leave its configured folder."""
+
+
+class StorageError(IntakeError):
+    """The data root refused a write (disk full, quota, file too large); the old file stays.
+
+    :param provider: the provider whose partition was being written.
+    :param day: the processed day (ISO).
+    :param path: the final path that could not be written (its previous content is intact).
+    """
+
+    def __init__(self, message: str, *, provider: str = "", day: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.day = day
+        self.path = path
 
 
 class ReportError(IntakeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import os
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from include.cc_intake.errors import StorageError
 from include.cc_intake.naming import safe_join
 
 DIR_MODE = 0o750
@@ -127,7 +129,9 @@ def atomic_writer(
 ) -> Iterator[IO]:
     """Write to a temporary sibling, fsync, then rename onto ``final``; nothing on failure.
 
-    Text mode is UTF-8 with no newline translation. ``root`` bounds the folders created.
+    On any failure (a full disk raises at a write, at the flush on close or at the fsync) the
+    temporary file is removed and ``final`` keeps its previous content. Text mode is UTF-8
+    with no newline translation. ``root`` bounds the folders created.
     """
     make_dirs(final.parent, stop_at=root)
     tmp = tmp_path_for(final, token)
@@ -145,6 +149,28 @@ def atomic_writer(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def storage_errors(final: Path, *, provider: str, day: str, what: str) -> Iterator[None]:
+    """Turn a refused write of ``final`` (disk full, quota, file too large) into a StorageError.
+
+    Meant around :func:`atomic_writer`, which has already removed its temporary file when the
+    error reaches here: whatever was under ``final`` before is still there, whole.
+    """
+    try:
+        yield
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0)
+        reason = f"{exc.strerror} ({code})" if exc.strerror and code else str(exc)
+        raise StorageError(
+            f"{provider} {day}: cannot write the {what} {final}: {reason}. Nothing was replaced: "
+            f"the previous {what}, if any, is left as it was. Free space on the data root, "
+            "then re-run the day.",
+            provider=provider,
+            day=day,
+            path=str(final),
+        ) from exc
 
 
 def remove_stale_tmp(

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from include.cc_intake.layout import atomic_writer
+from include.cc_intake import constants as C
+from include.cc_intake.layout import atomic_writer, storage_errors
 
 Status = Literal["copied", "skipped_identical", "kept", "failed", "rejected"]
 # A row whose file we hold whole with its SHA-256: what reconciliation counts as received and
@@ -33,17 +34,8 @@ Status = Literal["copied", "skipped_identical", "kept", "failed", "rejected"]
 # proof (see :func:`held_index`): the remote now has another version that we do not have.
 RECEIVED: frozenset[str] = frozenset({"copied", "skipped_identical", "kept"})
 GONE_FROM_REMOTE = "gone_from_remote"
-LEADING_COLUMNS = (
-    "direction",
-    "file_name",
-    "remote_path",
-    "size_bytes",
-    "remote_mtime",
-    "sha256",
-    "copied_at",
-    "status",
-    "reason",
-)
+# One home for the column names: the config validator refuses pattern groups named like them.
+LEADING_COLUMNS = C.MANIFEST_LEADING_COLUMNS
 
 
 def iso_utc(moment: dt.datetime | float | int) -> str:
@@ -138,7 +130,11 @@ def write_manifest(
     token: str,
     root: Path,
 ) -> int:
-    """Write the complete manifest atomically, rows sorted by direction then name."""
+    """Write the complete manifest atomically, rows sorted by direction then name.
+
+    A refused write (disk full, …) raises :class:`StorageError` naming provider, day and path,
+    and leaves the previous manifest as it was.
+    """
     ordered = sorted(rows, key=lambda r: r.key)
     groups = set(group_names)
     extra_names: list[str] = []
@@ -146,7 +142,9 @@ def write_manifest(
         groups.update(row.groups)
         extra_names.extend(name for name in row.extra if name not in extra_names)
     header = columns(groups, extra_names)
-    with atomic_writer(path, token, root=root) as handle:
+    # The manifest lives at <root>/manifests/<provider>/<day>.csv (DayLayout.manifest).
+    guard = storage_errors(path, provider=path.parent.name, day=path.stem, what="manifest")
+    with guard, atomic_writer(path, token, root=root) as handle:
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
         writer.writeheader()
         for row in ordered:

@@ -241,6 +241,7 @@ _LABELS = {
     "waited": "attente",
     "file": "fichier",
     "field": "champ",
+    "held": "déjà copiés, plus sur le serveur",
 }
 
 
@@ -611,10 +612,12 @@ def recordings_not_ready(failure: Failure) -> Email:
         failure,
         SUBJECTS["not_ready"],
         lead=(
-            f"Les enregistrements du {day} ne sont pas disponibles (absents ou encore "
-            f"en cours d'écriture) sur le serveur SFTP du prestataire {name} à la fin du délai "
-            "d'attente"
+            f"Les enregistrements du {day} ne sont pas disponibles (absents, moins nombreux "
+            f"que ne l'annonce le rapport, ou encore en cours d'écriture) sur le serveur SFTP "
+            f"du prestataire {name} à la fin du délai d'attente"
             + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
+            + " Ce qui est arrivé est tout de même copié puis rapproché du rapport : "
+            "l'e-mail de l'étape de rapprochement, s'il y en a un, nomme l'écart."
         ),
         facts=facts,
         known={"directions", "waited"},

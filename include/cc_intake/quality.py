@@ -41,7 +41,7 @@ from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.constants import STATUS_CONFIG_ERROR
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
-from include.cc_intake.layout import atomic_writer
+from include.cc_intake.layout import atomic_writer, storage_errors
 from include.cc_intake.manifest import RECEIVED, is_received
 from include.cc_intake.messages import mask_phone
 from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
@@ -903,8 +903,15 @@ def verdict(result: Mapping[str, Any]) -> Status:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``."""
-    with atomic_writer(path, secrets.token_hex(5), binary=True) as handle:
+    """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``.
+
+    A refused write (disk full, …) raises :class:`StorageError` naming provider, day and path;
+    the previous proof file stays whole.
+    """
+    # Proof files live at <root>/quality/<provider>/<day>/<name> (DayLayout.quality_dir).
+    day_dir = path.parent
+    guard = storage_errors(path, provider=day_dir.parent.name, day=day_dir.name, what="proof file")
+    with guard, atomic_writer(path, secrets.token_hex(5), binary=True) as handle:
         handle.write(data)
 
 

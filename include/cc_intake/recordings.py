@@ -63,20 +63,61 @@ def classify_day(listing: Listing, cfg: RecordingsConfig, day: dt.date) -> list[
 
 @dataclass(frozen=True)
 class DirectionState:
+    """What one look saw of a direction, against what the report says for it.
+
+    ``files`` are the day's in-scope files the server lists; ``held`` those we already hold
+    (landed by an earlier run, still on disk) that it no longer lists. Both count toward the
+    report's number (PRODUCT.md §8.1).
+    """
+
     direction: str
     folder: str
-    state: str  # absent | empty | moving | ready
+    state: str  # absent | empty | moving | short | ready
     files: int
     moving: int = 0
+    held: int = 0
+    expected: int | None = None
+    allowed_gap: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.files + self.held
+
+    def seen(self) -> str:
+        """What was seen, without the direction's name (e-mails list it per direction)."""
+        held = f" + {self.held} held here, no longer on the server" if self.held else ""
+        if self.state == "absent":
+            text = f"folder {self.folder} absent"
+        elif self.state == "empty":
+            text = f"no recording of the day in {self.folder}"
+        elif self.state == "moving":
+            text = f"{self.files} files{held}, {self.moving} still being written"
+        elif self.state == "short":
+            text = f"{self.files} files settled{held}, waiting for the rest"
+        else:
+            text = f"{self.files} files ready{held}"
+        if self.expected is not None and self.count != self.expected:
+            tolerance = f" (tolerance {self.allowed_gap})" if self.allowed_gap else ""
+            text += f"; the report says {self.expected}{tolerance}"
+        return text
 
     def describe(self) -> str:
+        return f"{self.direction}: {self.seen()}"
+
+    def facts(self) -> dict[str, Any]:
+        """The same, as the "not available" e-mail's per-direction facts (its labels' keys)."""
+        facts: dict[str, Any]
         if self.state == "absent":
-            return f"{self.direction}: folder {self.folder} absent"
-        if self.state == "empty":
-            return f"{self.direction}: no recording of the day in {self.folder}"
-        if self.state == "moving":
-            return f"{self.direction}: {self.files} files, {self.moving} still being written"
-        return f"{self.direction}: {self.files} files ready"
+            facts = {"folder": f"{self.folder} absent"}
+        else:
+            facts = {"ready": self.files - self.moving}
+            if self.moving:
+                facts["settling"] = self.moving
+            if self.held:
+                facts["held"] = self.held
+        if self.expected is not None:
+            facts["expected"] = self.expected
+        return facts
 
 
 @dataclass(frozen=True)
@@ -96,6 +137,34 @@ class Readiness:
         return "; ".join(parts)
 
 
+def held_files(
+    previous: Mapping[tuple[str, str], ManifestRow], listing: Listing, layout: DayLayout
+) -> dict[str, int]:
+    """Per direction, the files an earlier run landed that the server no longer lists.
+
+    ``previous`` is :func:`landed_index` of the day's manifest (every landed status, so held
+    files recorded as such count too); a file counts only while it is still on disk whole.
+    """
+    listed = {
+        (direction, e.rel_name) for direction, entries in listing.items() for e in entries or []
+    }
+    held: Counter[str] = Counter()
+    for key, row in previous.items():
+        if key in listed:
+            continue
+        try:
+            whole = layout.recording(row.direction, row.file_name).stat().st_size == row.size_bytes
+        except (OSError, UnsafePathError):  # gone, or a name the landing rules refuse
+            whole = False
+        if whole:
+            held[row.direction] += 1
+    return dict(held)
+
+
+def _no_gap(expected: int) -> int:
+    return 0
+
+
 def assess_readiness(
     first: Listing,
     second: Listing,
@@ -105,24 +174,35 @@ def assess_readiness(
     now: float,
     expected: Mapping[str, int] | None,
     report_note: str = "",
+    held: Mapping[str, int] | None = None,
+    allowed_gap: Callable[[int], int] = _no_gap,
 ) -> Readiness:
-    """Ready when the report is there and every direction it expects calls for is settled.
+    """Ready when the report is there and every direction it expects calls for is complete.
 
-    Settled: the day's files did not change size or mtime between the two listings, and each
-    is older than ``min_file_age`` by our clock. A direction the report says had no call (no
-    outbound calls on a Sunday) needs nothing, not even its folder.
+    A direction is complete when its day's files are settled (size and mtime unchanged between
+    the two listings, each older than ``min_file_age`` by our clock) and their number, plus
+    the ``held`` files the server no longer lists, reaches the report's count within
+    ``allowed_gap`` (``daily_report.allowed_gap``, as reconciliation reads the tolerance) —
+    so a provider uploading in batches is not taken at its first settled batch. A direction the
+    report says had no call (no outbound calls on a Sunday) needs nothing, not even its folder;
+    one it expects calls for needs at least one file whatever the tolerance.
     """
     states = []
     min_age = cfg.min_file_age.total_seconds()
     for direction, template in cfg.directions.items():
         folder = render_folder(template, day)
         entries = second.get(direction)
-        if entries is None:
-            states.append(DirectionState(direction, folder, "absent", 0))
+        kept = (held or {}).get(direction, 0)
+        wanted = None if expected is None else expected.get(direction, 0)
+        gap = 0 if wanted is None else allowed_gap(wanted)
+        if entries is None and not kept:
+            states.append(DirectionState(direction, folder, "absent", 0, expected=wanted))
             continue
         dated = folder_is_dated(template)
         accepted = [
-            v.entry for v in classify_listing(entries, cfg, day, dated_folder=dated) if v.accepted
+            v.entry
+            for v in classify_listing(entries or [], cfg, day, dated_folder=dated)
+            if v.accepted
         ]
         before = {e.rel_name: (e.size, e.mtime) for e in first.get(direction) or []}
         moving = sum(
@@ -130,8 +210,20 @@ def assess_readiness(
             for e in accepted
             if before.get(e.rel_name) != (e.size, e.mtime) or now - e.mtime < min_age
         )
-        state = "empty" if not accepted else ("moving" if moving else "ready")
-        states.append(DirectionState(direction, folder, state, len(accepted), moving))
+        count = len(accepted) + kept
+        if moving:
+            state = "moving"
+        elif count == 0:
+            state = "empty"
+        elif wanted is not None and count < wanted - gap:
+            state = "short"
+        else:
+            state = "ready"
+        states.append(
+            DirectionState(
+                direction, folder, state, len(accepted), moving, kept, wanted, allowed_gap=gap
+            )
+        )
     ready = expected is not None and all(
         expected.get(s.direction, 0) == 0 or s.state == "ready" for s in states
     )

@@ -46,6 +46,7 @@ PROBE = textwrap.dedent(
                 "retries": t.retries,
                 "failure_callbacks": len(cbs),
                 "max_active_tis_per_dag": t.max_active_tis_per_dag,
+                "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
             }
         dags[dag_id] = {
             "tags": sorted(dag.tags),
@@ -127,13 +128,32 @@ def test_every_dag_follows_the_policy(sandbox_bag: dict) -> None:
 def test_task_graph(sandbox_bag: dict) -> None:
     for dag in sandbox_bag["dags"].values():
         tasks = dag["tasks"]
-        assert tasks[C.TASK_WAIT]["downstream"] == [C.TASK_COPY]
+        assert tasks[C.TASK_WAIT]["downstream"] == sorted([C.TASK_COPY, C.TASK_ON_TIME])
         assert tasks[C.TASK_COPY]["downstream"] == [C.TASK_REPORT]
         assert tasks[C.TASK_REPORT]["downstream"] == [C.TASK_VALIDATE]
         assert tasks[C.TASK_VALIDATE]["downstream"] == []
+        assert tasks[C.TASK_ON_TIME]["downstream"] == []
         assert tasks[C.TASK_COPY]["max_active_tis_per_dag"] == 1
+        expected_tasks = {C.TASK_WAIT, C.TASK_COPY, C.TASK_REPORT, C.TASK_VALIDATE, C.TASK_ON_TIME}
         if C.TAG_DIGITAL in dag["tags"]:
             assert tasks[C.TASK_EXPORT]["downstream"] == [C.TASK_VALIDATE_DIGITAL]
+            expected_tasks |= {C.TASK_EXPORT, C.TASK_VALIDATE_DIGITAL}
+        assert set(tasks) == expected_tasks
+
+
+def test_item6_copy_runs_after_a_wait_that_gave_up_and_the_run_still_fails(
+    sandbox_bag: dict,
+) -> None:
+    """PRODUCT.md §8.1: at wait_timeout the copy, report and validation still run.
+
+    Only the copy needs ``all_done`` (the later steps follow it as usual); the leaf after the
+    wait keeps such a run failed, since a run's state is its leaves' state.
+    """
+    for dag in sandbox_bag["dags"].values():
+        rules = {task_id: task["trigger_rule"] for task_id, task in dag["tasks"].items()}
+        assert rules.pop(C.TASK_COPY) == "all_done"
+        assert set(rules.values()) == {"all_success"}, rules
+        assert dag["tasks"][C.TASK_ON_TIME]["downstream"] == []
 
 
 def test_deadlines_can_be_turned_off(tmp_path: Path) -> None:

@@ -227,3 +227,58 @@ def test_poll_interval_defaults_to_two_minutes_and_refuses_zero() -> None:
     data["recordings"]["poll_interval"] = "0"
     with pytest.raises(ConfigError, match=r"recordings.poll_interval: poll_interval must be"):
         parse_provider(data, source=Path("x.yaml"))
+
+
+# --- items 5, 7 (issue #10: the YAML cannot make the proof lie)
+
+
+@pytest.mark.parametrize("group", ["direction", "status", "sha256", "audio_ok", "endpoint"])
+def test_item5_pattern_group_named_like_a_manifest_column_is_refused(group: str) -> None:
+    data = provider_dict()
+    data["recordings"]["filename_pattern"] = (
+        rf"^(?P<date>\d{{8}})_(?P<{group}>[A-Za-z0-9]+)_(?P<call_id>[^_.]+)\.wav$"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_provider(data, source=Path("include/providers/acme.yaml"))
+    message = str(info.value)
+    assert "include/providers/acme.yaml" in message
+    assert "recordings.filename_pattern:" in message
+    assert f"'{group}'" in message
+    # The reserved names are listed, so the fix is obvious from the e-mail or the DAG's doc.
+    for reserved in ("direction", "file_name", "status", "reason", "codec", "endpoint"):
+        assert reserved in message
+
+
+def test_item5_reserved_names_are_every_manifest_column() -> None:
+    from include.cc_intake.constants import MANIFEST_ADDED_COLUMNS, RESERVED_GROUP_NAMES
+    from include.cc_intake.manifest import LEADING_COLUMNS
+
+    assert set(RESERVED_GROUP_NAMES) == {*LEADING_COLUMNS, *MANIFEST_ADDED_COLUMNS}
+    assert MANIFEST_ADDED_COLUMNS == ("codec", "duration_s", "audio_ok", "endpoint")
+    # The pattern's own columns stay free: date and call_id are required groups.
+    assert not {"date", "call_id", "agent", "time"} & set(RESERVED_GROUP_NAMES)
+
+
+def test_item7_report_path_without_the_day_needs_a_date_column() -> None:
+    data = provider_dict()
+    data["daily_report"]["path"] = "/exports/reports/calls.csv"
+    with pytest.raises(ConfigError) as info:
+        parse_provider(data, source=Path("include/providers/acme.yaml"))
+    message = str(info.value)
+    assert "include/providers/acme.yaml" in message
+    assert "daily_report:" in message
+    assert "'/exports/reports/calls.csv' has no {date…}" in message
+    assert "date_column" in message
+
+    data["daily_report"]["date_column"] = "jour"
+    cfg = parse_provider(data, source=Path("include/providers/acme.yaml"))
+    assert cfg.daily_report.date_column == "jour"
+
+
+def test_item7_detail_report_without_the_day_is_refused_too() -> None:
+    data = provider_dict()
+    data["daily_report"].update(
+        path="/RAPPORTS/rapport.csv", kind="detail", count_column=None, call_id_column="id"
+    )
+    with pytest.raises(ConfigError, match=r"daily_report: .*no date_column"):
+        parse_provider(data, source=Path("x.yaml"))

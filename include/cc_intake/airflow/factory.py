@@ -3,7 +3,12 @@
 YAML carries the parameters, this module carries the graph:
 
     wait_for_recordings >> copy_recordings >> fetch_report >> validate_recordings
+    wait_for_recordings >> recordings_on_time
     export_digital >> validate_digital            (providers with a `digital` section)
+
+The copy runs once the wait is over, whatever its outcome (trigger rule ``all_done``): at
+``wait_timeout`` the wait fails with its e-mail, and what did arrive still lands and is
+reconciled. ``recordings_on_time`` is the leaf that keeps such a run failed.
 
 Parsing stays cheap: nothing here touches the network, the database or a Variable.
 """
@@ -14,7 +19,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule
 
 from include.cc_intake import constants as C
 from include.cc_intake.airflow.tasks import (
@@ -99,10 +105,22 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
     ) as dag:
         # One copy step per provider at a time keeps its bandwidth cap honest across runs.
         wait = WaitForRecordingsSensor(task_id=C.TASK_WAIT, provider=cfg)
-        copy = CopyRecordingsOperator(task_id=C.TASK_COPY, provider=cfg, max_active_tis_per_dag=1)
+        # all_done: a wait that gave up (wait_timeout) must not cost us the files that did
+        # arrive; they land and the reconciliation names the gap (PRODUCT.md §8.1). After a
+        # wait that failed otherwise (host key, no report) the next steps fail on their own.
+        copy = CopyRecordingsOperator(
+            task_id=C.TASK_COPY,
+            provider=cfg,
+            max_active_tis_per_dag=1,
+            trigger_rule=TriggerRule.ALL_DONE,
+        )
         report = FetchReportOperator(task_id=C.TASK_REPORT, provider=cfg, max_active_tis_per_dag=1)
         validate = ValidateRecordingsOperator(task_id=C.TASK_VALIDATE, provider=cfg)
         wait >> copy >> report >> validate
+        # A run's state is its leaves' state: without this leaf, a run whose wait gave up but
+        # whose late files reconciled would end green after a "not available" e-mail. It is
+        # upstream_failed then (no e-mail of its own), and succeeds at once otherwise.
+        wait >> EmptyOperator(task_id=C.TASK_ON_TIME)
         if cfg.digital is not None:
             from include.cc_intake.airflow.tasks import (
                 ExportDigitalOperator,

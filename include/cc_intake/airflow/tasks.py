@@ -45,13 +45,22 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
+    from include.cc_intake.recordings import Readiness
     from include.cc_intake.report import DailyReport
 
 log = logging.getLogger(__name__)
 
 
 class RecordingsNotReadyFailure(RecordingsNotReady, AirflowFailException):
-    """The wait timed out: fail at once, a retry would only wait again."""
+    """The wait timed out: fail at once, a retry would only wait again.
+
+    :param details: what was seen per direction against the report, and the time waited
+        (the "recordings not available" e-mail lists them).
+    """
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 class ReconciliationFailure(ReconciliationError, AirflowFailException):
@@ -211,7 +220,10 @@ class ProviderOperator(ProviderDayMixin, BaseOperator):
 
 
 class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
-    """Wait until the day's report is published and every direction it expects is settled.
+    """Wait until the day's report is published and every direction it expects is complete.
+
+    Complete: its files are settled and, with those we hold that the server no longer lists,
+    as many as the report counts (within ``daily_report.tolerance``).
 
     :param provider: the provider's validated configuration.
     """
@@ -225,14 +237,17 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.provider = provider
         self._last_seen = "nothing listed yet"
+        self._last_readiness: Readiness | None = None
 
     def poke(self, context: Context) -> bool:
-        from include.cc_intake.recordings import assess_readiness, list_day
+        from include.cc_intake.manifest import landed_index, read_manifest
+        from include.cc_intake.recordings import assess_readiness, held_files, list_day
 
         day = self.day(context)
+        layout = self.layout(context)
         cfg = self.provider.recordings
 
-        async def look() -> Any:
+        async def look() -> Readiness:
             async with open_sftp(self.provider, day) as sftp:
                 first = await list_day(sftp, cfg, day)
                 content = await read_remote_report(sftp, self.provider, day)
@@ -242,6 +257,9 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
             note = f"report {render_folder(self.provider.daily_report.path, day)} not found"
             if content is not None:
                 expected = parse_report_bytes(content, self.provider, day).counts
+            # What an earlier run landed and the server no longer lists still counts toward
+            # the report's number (PRODUCT.md §8.1): a purge after a first run is no gap.
+            previous = landed_index(read_manifest(layout.manifest, cfg.group_names))
             return assess_readiness(
                 first,
                 second,
@@ -250,9 +268,12 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
                 now=time.time(),
                 expected=expected,
                 report_note=note,
+                held=held_files(previous, second, layout),
+                allowed_gap=self.provider.daily_report.allowed_gap,
             )
 
         readiness = asyncio.run(look())
+        self._last_readiness = readiness
         self._last_seen = readiness.describe()
         self.log.info("%s %s: %s", self.provider.id, day, self._last_seen)
         return bool(readiness.ready)
@@ -261,9 +282,16 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         try:
             return super().execute(context)
         except AirflowSensorTimeout:
+            readiness = self._last_readiness
+            details: dict[str, Any] = {"waited": str(self.provider.recordings.wait_timeout)}
+            if readiness is not None:
+                details["directions"] = {d.direction: d.facts() for d in readiness.directions}
+            # The copy, report and validation steps still run (trigger rule all_done on the
+            # copy): what did arrive lands, and the reconciliation names the gap.
             raise RecordingsNotReadyFailure(
                 f"recordings for {self.provider.id} {self.day(context)} not available after "
-                f"{self.provider.recordings.wait_timeout}: {self._last_seen}"
+                f"{self.provider.recordings.wait_timeout}: {self._last_seen}",
+                details=details,
             ) from None
 
 
