@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator
+from airflow.sdk import (
+    BaseOperator,
+    BaseOperatorLink,
+    BaseSensorOperator,
+    RetryDecision,
+    RetryPolicy,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from include.cc_intake import constants as C
@@ -24,6 +30,7 @@ from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
     HostKeyError,
+    IntakeError,
     ReconciliationError,
     RecordingsNotReady,
     RemoteError,
@@ -60,6 +67,36 @@ class ReconciliationFailure(ReconciliationError, AirflowFailException):
 
 class ValidationFailure(ValidationError, AirflowFailException):
     """The CRM export failed its checks: retrying changes nothing until the data does."""
+
+
+class NoRetryWhenRetryCannotHelp(RetryPolicy):
+    """Fail at once on the errors that errors.py marks ``retryable = False``.
+
+    A wrong host key, a config error or an unsafe landing path is the same on every try: the
+    back-off would only delay the e-mail that asks someone to act. Every other failure keeps the
+    DAG's retries. The policy is the tasks' ``retry_policy`` (factory ``default_args``), so
+    operators and the sensor alike are covered, and the exception keeps its own type for the
+    notifier.
+    """
+
+    def evaluate(
+        self,
+        exception: BaseException,
+        try_number: int,
+        max_tries: int,
+        context: Context | None = None,
+    ) -> RetryDecision:
+        if isinstance(exception, IntakeError) and not exception.retryable:
+            return RetryDecision.fail(reason=f"{type(exception).__name__} is not retryable")
+        return RetryDecision.default()
+
+    # Only a has_retry_policy flag is serialised with the DAG; these keep the contract anyway.
+    def serialize(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> NoRetryWhenRetryCannotHelp:
+        return cls()
 
 
 class ProofLink(BaseOperatorLink):
