@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import json
 import sqlite3
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -36,7 +37,8 @@ def test_a_good_day_runs_green_and_sends_no_mail(sandbox_days: SandboxDays) -> N
     assert sandbox_days.mails() == []
 
 
-# --- items 15, 18 (operations: target_date checked at trigger, no retry a retry cannot fix)
+# --- items 15, 18, 19 (operations: target_date checked at trigger, no retry a retry cannot fix,
+# the day's lock outside the proof folder)
 
 _OPS_RUNS = itertools.count(1)
 
@@ -143,3 +145,20 @@ def test_item18_a_wrong_host_key_fails_wait_and_copy_at_once_and_the_mail_says_n
         assert f"{task} (tentative 1)" in body
         assert "Aucune nouvelle tentative automatique" in body
         assert "host_key" in body and f"make check PROVIDER={provider}" in body
+
+
+def test_item19_the_day_lock_is_kept_out_of_the_proof_folder(sandbox_days: SandboxDays) -> None:
+    proc = sandbox_days.run_day("acme_abidjan")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    layout = sandbox_days.layout("acme_abidjan")
+
+    proof = sorted(p.name for p in layout.quality_dir.iterdir())
+    assert "summary.json" in proof and "recordings.html" in proof and "digital.html" in proof
+    assert [n for n in proof if n.startswith(".") or "lock" in n] == [], proof
+    assert layout.lock == sandbox_days.data / "locks" / "acme_abidjan" / f"{layout.day}.lock"
+    # Landing modes (item 16) for the lock and the proof, as the real run left them.
+    dirs = (layout.lock.parent.parent, layout.lock.parent, layout.quality_dir)
+    for path in (*dirs, *layout.quality_dir.parents[:2]):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o750, path
+    for path in (layout.lock, *layout.quality_dir.iterdir()):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -39,9 +40,11 @@ from include.cc_intake.errors import (
     ValidationError,
 )
 from include.cc_intake.layout import (
+    FILE_MODE,
     DayLayout,
     atomic_writer,
     data_root,
+    make_dirs,
     remove_stale_tmp,
     run_token,
 )
@@ -120,12 +123,22 @@ def proof_url(provider: str, day: dt.date, kind: str) -> str:
 
 
 @contextlib.contextmanager
-def day_lock(quality_dir: Path) -> Iterator[None]:
-    """Serialise proof + summary writes of one day (recordings and digital run in parallel)."""
+def day_lock(layout: DayLayout) -> Iterator[None]:
+    """Serialise proof + summary writes of one day (recordings and digital run in parallel).
+
+    The lock file is ``layout.lock`` (``locks/<provider>/<day>.lock``): kept out of the proof
+    folder, which holds only what the proof consists of. Folders 0750 and the file 0640 like
+    every landed file, whatever the umask.
+    """
     import fcntl
 
-    quality_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    with (quality_dir / ".summary.lock").open("a") as handle:
+    make_dirs(layout.lock.parent, stop_at=layout.root)
+    try:
+        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+    except FileExistsError:  # made by an earlier run, or by the other task of this run
+        fd = os.open(layout.lock, os.O_RDWR)
+    with os.fdopen(fd, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -164,7 +177,9 @@ class ProviderDayMixin:
         """Write the proof page and the day's summary, link the page from the task; its URL."""
         from include.cc_intake.quality import write_proof, write_summary
 
-        with day_lock(layout.quality_dir):
+        with day_lock(layout):
+            # Earlier versions locked with a file inside the proof folder: not part of the proof.
+            (layout.quality_dir / ".summary.lock").unlink(missing_ok=True)
             _, html_path = write_proof(layout.quality_dir, kind, result)
             write_summary(
                 layout.quality_dir,
