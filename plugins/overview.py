@@ -27,7 +27,7 @@ from fastapi.responses import (
     Response,
 )
 
-from include.cc_intake import alerts_outbox, overview
+from include.cc_intake import alerts_outbox, overview, proof_pages
 from include.cc_intake.constants import TAG_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import data_root
@@ -46,11 +46,8 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-# Proof pages are our own self-contained HTML: nothing may load from elsewhere.
-_PROOF_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "img-src data:; frame-ancestors 'self'; base-uri 'none'"
-)
+# Proof pages are our own self-contained HTML without script: nothing may load or run.
+_PROOF_CSP = f"{proof_pages.CONTENT_SECURITY_POLICY}; frame-ancestors 'self'"
 
 
 async def _current_user(request: Request) -> BaseUser:

@@ -70,6 +70,11 @@ class DayLayout:
     def quality_dir(self) -> Path:
         return safe_join(self.root, "quality", self.provider, self._day)
 
+    @property
+    def lock(self) -> Path:
+        """The day's lock file: under ``locks/``, never among the proof files (PRODUCT.md §8)."""
+        return safe_join(self.root, "locks", self.provider, f"{self._day}.lock")
+
 
 def run_token(run_id: str) -> str:
     """A short, filesystem-safe token unique to a DAG run (stable across its retries)."""

@@ -47,6 +47,14 @@ th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 ul{margin:.3rem 0 .8rem}code{font-size:.92em}.muted{color:#5f6b7a;font-size:.9rem}
 """
 
+# The pages carry no script and load nothing: inline CSS only. The overview plugin serves them
+# with this policy (plus ``frame-ancestors``, which a <meta> cannot carry); the page repeats it
+# for a copy opened from the file share.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'none'; img-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+
 _KIND_FR = {"summary": "rapport de synthèse", "detail": "rapport détaillé, appel par appel"}
 _STATUS_FR = {
     "green": "CONFORME",
@@ -225,6 +233,7 @@ def _page(title: str, result: Mapping[str, Any], status: Status, body: list[str]
     head = [
         "<!DOCTYPE html>",
         '<html lang="fr"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_t(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_t(title)}</h1>",

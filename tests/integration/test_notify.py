@@ -27,6 +27,7 @@ from airflow.utils.state import DagRunState
 from include.cc_intake import errors
 from include.cc_intake.airflow import notify
 from include.cc_intake.config import parse_provider
+from include.cc_intake.days import processed_day
 
 pytestmark = pytest.mark.integration
 
@@ -631,3 +632,73 @@ def test_day_of_run():
         )
         == "hier"
     )
+
+
+def test_item15_config_error_mail_for_a_crlf_target_date_is_well_formed(sink, cfg):
+    hostile = "2026-11-25\r\nBcc: intrus@example.com"
+    with pytest.raises(errors.ConfigError) as raised:  # what the task raised for this run
+        processed_day(tz=cfg.timezone, logical_date=None, conf={"target_date": hostile})
+    context = _task_context(
+        task_id="wait_for_recordings",
+        exception=raised.value,
+        run_type="manual",
+        conf={"target_date": hostile},
+        try_number=1,
+    )
+
+    notify.IntakeFailureNotifier.for_provider(cfg)(context)
+
+    (message,) = sink.messages()
+    assert sink.envelopes[0].rcpt_tos == ["ops@example.com", "qualite@example.com"]
+    assert message.defects == [] and message["Bcc"] is None
+    assert message["Subject"] == (
+        "[intake][acme_abidjan][2026-11-25 Bcc: intrus@example.com] "
+        "configuration du prestataire invalide"
+    )
+    raw = sink.envelopes[0].original_content
+    headers = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert [line for line in headers.splitlines() if line.lower().startswith("bcc")] == []
+    assert "is not a day: expected YYYY-MM-DD" in _html(message)
+
+
+def test_item18_failure_mail_of_a_host_key_error_says_no_retry(sink, cfg):
+    error = errors.HostKeyError(
+        "acme_abidjan 2026-11-25: the SFTP server of connection 'sftp_acme' presented a host "
+        "key that is not trusted"
+    )
+    notify.IntakeFailureNotifier.for_provider(cfg)(
+        _task_context(task_id="wait_for_recordings", exception=error, try_number=1)
+    )
+
+    (message,) = sink.messages()
+    assert message["Subject"] == "[intake][acme_abidjan][2026-11-25] clé d'hôte SSH refusée"
+    body = _html(message)
+    assert "Aucune nouvelle tentative automatique" in body
+    assert "wait_for_recordings (tentative 1)" in body
+
+
+@pytest.mark.parametrize(
+    ("exception", "final"),
+    [
+        (errors.HostKeyError("x"), True),
+        (errors.ConfigError("x"), True),
+        (errors.UnsafePathError("x"), True),
+        (errors.TransferError("x"), False),
+        (errors.RemoteError("x"), False),
+        (RuntimeError("x"), False),
+    ],
+)
+def test_item18_retry_policy_fails_at_once_only_what_a_retry_cannot_fix(exception, final):
+    from airflow.sdk import RetryAction
+
+    from include.cc_intake.airflow.tasks import NoRetryWhenRetryCannotHelp
+
+    decision = NoRetryWhenRetryCannotHelp().evaluate(exception, try_number=1, max_tries=3)
+    assert (decision.action is RetryAction.FAIL) is final
+    email = notify.failure_email(
+        provider_id="acme_abidjan",
+        provider_name="ACME Abidjan",
+        timezone="Africa/Abidjan",
+        context=_task_context(task_id="copy_recordings", exception=exception, try_number=1),
+    )
+    assert ("Aucune nouvelle tentative automatique" in email.body_text) is final

@@ -224,3 +224,32 @@ def test_item13_and_14_config_error_row_and_undelivered_banner_through_the_plugi
     healthy = page[page.index('data-provider="acme_abidjan"') :].split("</tr>")[0]
     assert "configuration invalide" not in healthy
     assert "2 alertes non envoyées" in page
+
+
+def _csp(header: str) -> dict[str, list[str]]:
+    directives = (part.split() for part in header.split(";") if part.strip())
+    return {name: values for name, *values in directives}
+
+
+def test_item17_proof_page_is_served_with_a_csp_that_runs_no_script(client, api, tmp_path):
+    from include.cc_intake.quality import write_proof
+    from tests.unit.test_quality import _digital, _records
+
+    day = "2026-01-02"  # outside the demo's thirty days
+    write_proof(
+        api.data_root / "quality" / "acme_abidjan" / day, "digital", _digital(tmp_path, _records())
+    )
+    client.cookies.set("_token", login(client, api))
+
+    response = client.get(f"/cc-intake/quality/acme_abidjan/{day}/digital.html")
+
+    assert response.status_code == 200
+    policy = _csp(response.headers["content-security-policy"])
+    assert policy["default-src"] == ["'none'"]
+    assert policy.get("script-src", ["'none'"]) == ["'none'"]
+    assert [name for name, values in policy.items() if "'unsafe-inline'" in values] == ["style-src"]
+    assert policy["frame-ancestors"] == ["'self'"]
+    assert "<script" not in response.text  # nothing for a script-src to allow
+    # The page says the same when opened from the file share, outside the plugin.
+    meta = response.text.split('http-equiv="Content-Security-Policy" content="')[1].split('"')[0]
+    assert _csp(meta) == {k: v for k, v in policy.items() if k != "frame-ancestors"}

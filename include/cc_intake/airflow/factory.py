@@ -27,6 +27,7 @@ from include.cc_intake.airflow.tasks import (
     ConfigErrorOperator,
     CopyRecordingsOperator,
     FetchReportOperator,
+    NoRetryWhenRetryCannotHelp,
     ValidateRecordingsOperator,
     WaitForRecordingsSensor,
 )
@@ -70,6 +71,8 @@ def default_args(cfg: ProviderConfig) -> dict[str, object]:
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
+        # A wrong host key, a config error, an unsafe path: fail at once, retries cannot help.
+        "retry_policy": NoRetryWhenRetryCannotHelp(),
         "on_failure_callback": [notifier],
     }
 
@@ -95,9 +98,13 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
         doc_md=provider_doc_md(cfg),
         default_args=default_args(cfg),
         params={
+            # `format: date` is checked (Airflow validates with a jsonschema FormatChecker)
+            # when the run is created: a trigger with anything but YYYY-MM-DD is refused
+            # before any task runs, and never reaches a path or a mail header.
             "target_date": Param(
                 None,
                 type=["null", "string"],
+                format="date",
                 description="Processed day YYYY-MM-DD to (re)process instead of J-1",
             )
         },

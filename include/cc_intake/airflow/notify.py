@@ -139,12 +139,15 @@ def day_of_run(
             conf=merged,
         )
     except errors.ConfigError:
-        return str(merged.get("target_date") or "inconnue")
+        # Shown as given, but on one line: it ends up in the subject (a mail header).
+        return messages.one_line(str(merged.get("target_date") or "inconnue"))
 
 
 def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], str | None]:
     """Expected-vs-got counts from the day's ``summary.json`` and the path of its proof page."""
-    folder = data_root() / "quality" / provider_id / str(day)
+    if not isinstance(day, dt.date):  # an invalid target_date names no folder
+        return {}, None
+    folder = data_root() / "quality" / provider_id / day.isoformat()
     details: dict[str, Any] = {}
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -251,6 +254,8 @@ def failure_email(
         details=details,
         task_link=task_link(dag_id, run_id, task_id, base=base),
         proof_link=proof,
+        # The tasks' retry policy failed it at once (tasks.NoRetryWhenRetryCannotHelp).
+        no_retry=isinstance(exception, errors.IntakeError) and not exception.retryable,
     )
     if kind == "host_key":
         return messages.copy_failed(failure, host_key=True)

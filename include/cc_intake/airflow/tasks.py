@@ -10,12 +10,19 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator
+from airflow.sdk import (
+    BaseOperator,
+    BaseOperatorLink,
+    BaseSensorOperator,
+    RetryDecision,
+    RetryPolicy,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from include.cc_intake import constants as C
@@ -24,6 +31,7 @@ from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
     HostKeyError,
+    IntakeError,
     ReconciliationError,
     RecordingsNotReady,
     RemoteError,
@@ -32,9 +40,11 @@ from include.cc_intake.errors import (
     ValidationError,
 )
 from include.cc_intake.layout import (
+    FILE_MODE,
     DayLayout,
     atomic_writer,
     data_root,
+    make_dirs,
     remove_stale_tmp,
     run_token,
 )
@@ -71,6 +81,36 @@ class ValidationFailure(ValidationError, AirflowFailException):
     """The CRM export failed its checks: retrying changes nothing until the data does."""
 
 
+class NoRetryWhenRetryCannotHelp(RetryPolicy):
+    """Fail at once on the errors that errors.py marks ``retryable = False``.
+
+    A wrong host key, a config error or an unsafe landing path is the same on every try: the
+    back-off would only delay the e-mail that asks someone to act. Every other failure keeps the
+    DAG's retries. The policy is the tasks' ``retry_policy`` (factory ``default_args``), so
+    operators and the sensor alike are covered, and the exception keeps its own type for the
+    notifier.
+    """
+
+    def evaluate(
+        self,
+        exception: BaseException,
+        try_number: int,
+        max_tries: int,
+        context: Context | None = None,
+    ) -> RetryDecision:
+        if isinstance(exception, IntakeError) and not exception.retryable:
+            return RetryDecision.fail(reason=f"{type(exception).__name__} is not retryable")
+        return RetryDecision.default()
+
+    # Only a has_retry_policy flag is serialised with the DAG; these keep the contract anyway.
+    def serialize(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> NoRetryWhenRetryCannotHelp:
+        return cls()
+
+
 class ProofLink(BaseOperatorLink):
     """One click from the task to the day's validation page (pushed by the task as XCom)."""
 
@@ -92,12 +132,22 @@ def proof_url(provider: str, day: dt.date, kind: str) -> str:
 
 
 @contextlib.contextmanager
-def day_lock(quality_dir: Path) -> Iterator[None]:
-    """Serialise proof + summary writes of one day (recordings and digital run in parallel)."""
+def day_lock(layout: DayLayout) -> Iterator[None]:
+    """Serialise proof + summary writes of one day (recordings and digital run in parallel).
+
+    The lock file is ``layout.lock`` (``locks/<provider>/<day>.lock``): kept out of the proof
+    folder, which holds only what the proof consists of. Folders 0750 and the file 0640 like
+    every landed file, whatever the umask.
+    """
     import fcntl
 
-    quality_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    with (quality_dir / ".summary.lock").open("a") as handle:
+    make_dirs(layout.lock.parent, stop_at=layout.root)
+    try:
+        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+    except FileExistsError:  # made by an earlier run, or by the other task of this run
+        fd = os.open(layout.lock, os.O_RDWR)
+    with os.fdopen(fd, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -136,7 +186,9 @@ class ProviderDayMixin:
         """Write the proof page and the day's summary, link the page from the task; its URL."""
         from include.cc_intake.quality import write_proof, write_summary
 
-        with day_lock(layout.quality_dir):
+        with day_lock(layout):
+            # Earlier versions locked with a file inside the proof folder: not part of the proof.
+            (layout.quality_dir / ".summary.lock").unlink(missing_ok=True)
             _, html_path = write_proof(layout.quality_dir, kind, result)
             write_summary(
                 layout.quality_dir,
