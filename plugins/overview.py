@@ -27,7 +27,8 @@ from fastapi.responses import (
     Response,
 )
 
-from include.cc_intake import overview
+from include.cc_intake import alerts_outbox, overview, proof_pages
+from include.cc_intake.constants import TAG_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import data_root
 
@@ -45,11 +46,8 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-# Proof pages are our own self-contained HTML: nothing may load from elsewhere.
-_PROOF_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "img-src data:; frame-ancestors 'self'; base-uri 'none'"
-)
+# Proof pages are our own self-contained HTML without script: nothing may load or run.
+_PROOF_CSP = f"{proof_pages.CONTENT_SECURITY_POLICY}; frame-ancestors 'self'"
 
 
 async def _current_user(request: Request) -> BaseUser:
@@ -92,6 +90,33 @@ def _provider_dags() -> set[str]:
         # The page still works from the files alone; say why rows may be missing.
         log.warning("Overview: cannot list the ingest_* DAGs", exc_info=True)
         return set()
+    return {dag_id.removeprefix(DAG_PREFIX) for dag_id in dag_ids}
+
+
+def _config_error_providers() -> set[str] | None:
+    """Providers whose DAG is a config-error placeholder now; ``None`` if Airflow cannot say.
+
+    The tag is there as soon as the DAG processor parsed the broken file, before its first
+    daily run writes a ``config_error`` summary, and gone as soon as the file is fixed.
+    """
+    try:
+        from airflow.models.dag import DagModel, DagTag
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            dag_ids = session.scalars(
+                select(DagTag.dag_id)
+                .join(DagModel, DagModel.dag_id == DagTag.dag_id)
+                .where(
+                    DagTag.name == TAG_CONFIG_ERROR,
+                    DagTag.dag_id.startswith(DAG_PREFIX),
+                    DagModel.is_stale.is_(False),
+                )
+            ).all()
+    except Exception:
+        log.warning("Overview: cannot list the config-error DAGs", exc_info=True)
+        return None
     return {dag_id.removeprefix(DAG_PREFIX) for dag_id in dag_ids}
 
 
@@ -140,8 +165,15 @@ def create_app() -> FastAPI:
         providers = _readable_providers(user, set(overview.list_providers(root)) | _provider_dags())
         default_end = _default_end_day(root, providers)
         end_day = end or default_end
+        broken = _config_error_providers()
         grid = overview.build_overview(
-            root, end_day=end_day, days=days, providers=providers, discover=False
+            root,
+            end_day=end_day,
+            days=days,
+            providers=providers,
+            discover=False,
+            config_errors=None if broken is None else broken & providers,
+            undelivered=alerts_outbox.count_pending(root),
         )
         step = dt.timedelta(days=days)
         later = min(end_day + step, default_end) if end_day < default_end else None

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from include.cc_intake.constants import RESERVED_GROUP_NAMES
 from include.cc_intake.errors import ConfigError
 
 DIRECTIONS = ("ENTRANTS", "SORTANTS")
@@ -36,6 +37,7 @@ _BANDWIDTH_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[KMG]?)(?P<kind>bi
 _UNIT = {"": 1, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
 _HHMM_RE = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
 _PROVIDER_ID_RE = re.compile(r"^[a-z0-9_]+$")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def parse_duration(value: object) -> dt.timedelta:
@@ -135,6 +137,14 @@ class RecordingsConfig(_Model):
         missing = {"date", "call_id"} - set(compiled.groupindex)
         if missing:
             raise ValueError(f"the pattern must have the named groups {sorted(missing)}")
+        # A group becomes a manifest column: one named like a fixed column (a plausible
+        # `(?P<direction>IN|OUT)`) would overwrite it in every row.
+        clashing = [name for name in compiled.groupindex if name in RESERVED_GROUP_NAMES]
+        if clashing:
+            raise ValueError(
+                f"the group(s) {', '.join(repr(n) for n in clashing)} are named like manifest "
+                f"columns; rename them. Reserved names: {', '.join(RESERVED_GROUP_NAMES)}"
+            )
         return value
 
     @field_validator("date_format")
@@ -209,6 +219,18 @@ class DailyReportConfig(_Model):
                 if key in seen and seen[key] != direction:
                     raise ValueError(f"direction value {raw!r} is mapped to two directions")
                 seen[key] = direction
+        return self
+
+    @model_validator(mode="after")
+    def _pins_the_day(self) -> DailyReportConfig:
+        # Without the day in its name or a date column, yesterday's report (still on the
+        # server) would be reconciled as today's without anyone noticing.
+        if "date" not in _template_fields(self.path) and not self.date_column:
+            raise ValueError(
+                f"the report path {self.path!r} has no {{date…}} and no date_column is set, so "
+                "another day's report could be taken for this day's: put the day in the path "
+                "(e.g. /exports/reports/calls_{date:%Y%m%d}.csv) or set date_column"
+            )
         return self
 
     def allowed_gap(self, expected: int) -> int:
@@ -313,7 +335,7 @@ class ProviderConfig(_Model):
     @classmethod
     def _emails(cls, value: list[str]) -> list[str]:
         for address in value:
-            if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address) is None:
+            if _EMAIL_RE.fullmatch(address) is None:
                 raise ValueError(f"{address!r} is not an e-mail address")
         return value
 
@@ -363,6 +385,13 @@ def daily_schedule_time(cron: str) -> dt.time:
     return dt.time(int(fields[1]), int(fields[0]))
 
 
+def split_emails(text: str) -> tuple[list[str], list[str]]:
+    """A comma-separated list of addresses (e.g. ``CC_INTAKE_OPS_EMAILS``): (valid, invalid)."""
+    items = [item.strip() for item in str(text).replace(";", ",").split(",") if item.strip()]
+    valid = [item for item in items if _EMAIL_RE.fullmatch(item)]
+    return list(dict.fromkeys(valid)), [item for item in items if item not in valid]
+
+
 def _format_error(path: Path, exc: PydanticValidationError) -> str:
     lines = []
     for err in exc.errors():
@@ -386,6 +415,8 @@ def load_provider(path: Path) -> ProviderConfig:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read provider configuration: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -396,18 +427,82 @@ def load_provider(path: Path) -> ProviderConfig:
     return cfg
 
 
+# A placeholder whose file says nothing usable still runs daily, so that someone is told.
+FALLBACK_SCHEDULE = "0 6 * * *"
+FALLBACK_TIMEZONE = "UTC"
+
+
 class BrokenProvider(BaseModel):
-    """A provider file that failed validation: enough to build a visible placeholder DAG."""
+    """A provider file that failed validation: enough to build a visible placeholder DAG.
+
+    ``schedule``, ``timezone``, ``name`` and ``alert_emails`` are what could still be read from
+    the broken file (each checked on its own, see :func:`salvage`), else the fallbacks: daily at
+    06:00 UTC, and no recipients (the notifier then writes to the operations list).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     key: str
     path: Path
     error: str
+    name: str | None = None
+    schedule: str = FALLBACK_SCHEDULE
+    timezone: str = FALLBACK_TIMEZONE
+    alert_emails: tuple[str, ...] = ()
 
     @property
     def dag_id(self) -> str:
         return f"ingest_{self.key}"
+
+
+def _valid(check: Any, value: object) -> bool:
+    try:
+        check(value)
+    except (ValueError, TypeError, ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def salvage(path: Path) -> dict[str, Any]:
+    """Best-effort read of a broken provider file: the keys a placeholder DAG can still use.
+
+    Each of ``name``, ``schedule``, ``timezone`` and ``alert_emails`` is validated on its own,
+    so one bad field does not lose the others; anything unreadable is simply left out. A single
+    address written as a string instead of a list still counts, and invalid addresses are
+    dropped from the list.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    found: dict[str, Any] = {}
+    name = data.get("name")
+    if isinstance(name, str) and name.strip():
+        found["name"] = name.strip()[:120]
+    schedule = data.get("schedule")
+    if isinstance(schedule, str) and _valid(daily_schedule_time, schedule):
+        found["schedule"] = schedule
+    timezone = data.get("timezone")
+    if isinstance(timezone, str) and _valid(ZoneInfo, timezone):
+        found["timezone"] = timezone
+    emails = data.get("alert_emails")
+    if isinstance(emails, str):
+        emails = [emails]
+    if isinstance(emails, list):
+        valid = [e.strip() for e in emails if isinstance(e, str) and _EMAIL_RE.fullmatch(e.strip())]
+        if valid:
+            found["alert_emails"] = tuple(dict.fromkeys(valid))
+    return found
+
+
+def broken_provider(path: Path, error: str, *, key: str | None = None) -> BrokenProvider:
+    """The placeholder's facts for a file that failed with ``error``; ``key`` defaults to the
+    file's stem made into a provider id (the DAG id is ``ingest_<key>``)."""
+    if key is None:
+        key = re.sub(r"[^a-z0-9_]", "_", path.stem.lower()) or "unnamed"
+    return BrokenProvider(key=key, path=path, error=error, **salvage(path))
 
 
 def load_providers(folder: Path) -> tuple[list[ProviderConfig], list[BrokenProvider]]:
@@ -418,6 +513,5 @@ def load_providers(folder: Path) -> tuple[list[ProviderConfig], list[BrokenProvi
         try:
             good.append(load_provider(path))
         except ConfigError as exc:
-            key = re.sub(r"[^a-z0-9_]", "_", path.stem.lower()) or "unnamed"
-            broken.append(BrokenProvider(key=key, path=path, error=str(exc)))
+            broken.append(broken_provider(path, str(exc)))
     return good, broken

@@ -1,4 +1,7 @@
-"""Names shared by the DAG factory, the policy tests and the docs."""
+"""Names shared by the DAG factory, the policy tests, the config validator and the docs.
+
+This module imports nothing from the project, so any module (config included) may use it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,27 @@ TASK_WAIT = "wait_for_recordings"
 TASK_COPY = "copy_recordings"
 TASK_REPORT = "fetch_report"
 TASK_VALIDATE = "validate_recordings"
+TASK_ON_TIME = "recordings_on_time"
 TASK_EXPORT = "export_digital"
 TASK_VALIDATE_DIGITAL = "validate_digital"
 TASK_CONFIG_ERROR = "config_error"
+
+# The summary.json status a config-error placeholder writes for its day (PRODUCT.md §8.1).
+STATUS_CONFIG_ERROR = "config_error"
+
+# The manifest's columns (PRODUCT.md §7 *Manifest* and §8): the leading ones, then the pattern's
+# named groups, then the added ones in this stable order. A pattern group may not take one of
+# these names: it would overwrite that column in every row.
+MANIFEST_LEADING_COLUMNS = (
+    "direction",
+    "file_name",
+    "remote_path",
+    "size_bytes",
+    "remote_mtime",
+    "sha256",
+    "copied_at",
+    "status",
+    "reason",
+)
+MANIFEST_ADDED_COLUMNS = ("codec", "duration_s", "audio_ok", "endpoint")
+RESERVED_GROUP_NAMES = (*MANIFEST_LEADING_COLUMNS, *MANIFEST_ADDED_COLUMNS)

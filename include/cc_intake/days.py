@@ -7,6 +7,7 @@ a scheduled run at J processes J-1 in the provider's time zone; ``conf.target_da
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,17 +15,25 @@ from zoneinfo import ZoneInfo
 from include.cc_intake.config import daily_schedule_time
 from include.cc_intake.errors import ConfigError
 
+# ASCII digits only, nothing around them: ``date.fromisoformat`` alone also takes ``20261125``
+# and ``2026-W48-3``, and a stripped value could have carried CR/LF into a mail header.
+_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
 
 def parse_day(value: object, *, what: str = "target_date") -> dt.date:
-    """Parse ``YYYY-MM-DD`` strictly; the error says what was expected."""
+    """Parse exactly ``YYYY-MM-DD``; the error says what was expected."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    text = str(value)
     try:
-        return dt.date.fromisoformat(str(value).strip())
+        if not _DAY_RE.fullmatch(text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"{what} {value!r} is not a day: expected YYYY-MM-DD") from None
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(f"{what} {shown} is not a day: expected YYYY-MM-DD") from None
 
 
 def processed_day(

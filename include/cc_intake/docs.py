@@ -32,8 +32,8 @@ recordings over SFTP, the end-of-day report, the CRM export, then validates them
 | Alerts to | {", ".join(cfg.alert_emails)} |
 | SFTP connection | `{rec.sftp_conn_id}` |
 | File name pattern | `{rec.filename_pattern}` (date `{rec.date_format}`) |
-| Wait | files older than {rec.min_file_age}, stable for {rec.settle}; \
-give up after {rec.wait_timeout} |
+| Wait | files older than {rec.min_file_age}, stable for {rec.settle}, as many as the report \
+counts; give up after {rec.wait_timeout} (what came is still copied and reconciled) |
 | Copy | {rec.max_parallel} in parallel, {bandwidth} |
 | Report | `{rep.path}` ({rep.kind}, tolerance {rep.tolerance}) |
 | CRM | {digital} |

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import os
 import time
@@ -16,11 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from include.cc_intake.errors import StorageError
 from include.cc_intake.naming import safe_join
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 TMP_SUFFIX = ".part"
+TOKEN_LEN = 10  # characters of a run token (see run_token)
 STALE_TMP_AGE = dt.timedelta(days=7)
 
 
@@ -67,10 +70,15 @@ class DayLayout:
     def quality_dir(self) -> Path:
         return safe_join(self.root, "quality", self.provider, self._day)
 
+    @property
+    def lock(self) -> Path:
+        """The day's lock file: under ``locks/``, never among the proof files (PRODUCT.md §8)."""
+        return safe_join(self.root, "locks", self.provider, f"{self._day}.lock")
+
 
 def run_token(run_id: str) -> str:
     """A short, filesystem-safe token unique to a DAG run (stable across its retries)."""
-    return hashlib.sha256(run_id.encode()).hexdigest()[:10]
+    return hashlib.sha256(run_id.encode()).hexdigest()[:TOKEN_LEN]
 
 
 def make_dirs(path: Path, *, stop_at: Path | None = None) -> None:
@@ -106,13 +114,29 @@ def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
     return final.with_name(f".{final.name}.{token}{suffix}{TMP_SUFFIX}")
 
 
+def resume_tag(size: int, mtime: int) -> str:
+    """The remote version a recording's temporary file holds bytes of (its size and mtime)."""
+    return f"{size}-{mtime}"
+
+
+def longest_tmp_name(name: str, *, size: int, mtime: int) -> str:
+    """The longest name we create beside a landed file ``name``: its resumable copy's ``.part``.
+
+    The file-name check (:func:`include.cc_intake.naming.fits_on_disk`) measures this, not the
+    final name: a name that fits but whose temporary name does not would fail every run.
+    """
+    return tmp_path_for(Path(name), "0" * TOKEN_LEN, tag=resume_tag(size, mtime)).name
+
+
 @contextlib.contextmanager
 def atomic_writer(
     final: Path, token: str, *, root: Path | None = None, binary: bool = False
 ) -> Iterator[IO]:
     """Write to a temporary sibling, fsync, then rename onto ``final``; nothing on failure.
 
-    Text mode is UTF-8 with no newline translation. ``root`` bounds the folders created.
+    On any failure (a full disk raises at a write, at the flush on close or at the fsync) the
+    temporary file is removed and ``final`` keeps its previous content. Text mode is UTF-8
+    with no newline translation. ``root`` bounds the folders created.
     """
     make_dirs(final.parent, stop_at=root)
     tmp = tmp_path_for(final, token)
@@ -130,6 +154,28 @@ def atomic_writer(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def storage_errors(final: Path, *, provider: str, day: str, what: str) -> Iterator[None]:
+    """Turn a refused write of ``final`` (disk full, quota, file too large) into a StorageError.
+
+    Meant around :func:`atomic_writer`, which has already removed its temporary file when the
+    error reaches here: whatever was under ``final`` before is still there, whole.
+    """
+    try:
+        yield
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0)
+        reason = f"{exc.strerror} ({code})" if exc.strerror and code else str(exc)
+        raise StorageError(
+            f"{provider} {day}: cannot write the {what} {final}: {reason}. Nothing was replaced: "
+            f"the previous {what}, if any, is left as it was. Free space on the data root, "
+            "then re-run the day.",
+            provider=provider,
+            day=day,
+            path=str(final),
+        ) from exc
 
 
 def remove_stale_tmp(

@@ -1,7 +1,19 @@
-"""The day's manifest: one CSV row per in-scope remote entry (PRODUCT.md §4 and §7).
+"""The day's manifest: one CSV row per in-scope remote entry, plus what we still hold.
 
 A re-run lists the whole day again and writes the complete manifest, so the file always
-describes the current remote day, never a run's partial view.
+describes the current remote day, never a run's partial view — except that proof already
+earned is never dropped: a file we hold whole that the remote no longer lists keeps its row
+as ``kept`` (PRODUCT.md §4, §7 and §8 *Manifest statuses*).
+
+Statuses:
+
+- ``copied``, ``skipped_identical``: the remote entry is here, whole, with its SHA-256;
+- ``kept`` (reason ``gone_from_remote``): held here, no longer listed by the remote; the row
+  keeps the first ``copied_at`` and the ``sha256``;
+- ``failed`` (reason: the error, redacted): the copy of this remote entry failed this run;
+- ``rejected`` (reason of :mod:`include.cc_intake.naming`): never copied.
+
+:data:`RECEIVED` is the one rule of what counts as received (reconciliation, summaries).
 """
 
 from __future__ import annotations
@@ -13,20 +25,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from include.cc_intake.layout import atomic_writer
+from include.cc_intake import constants as C
+from include.cc_intake.layout import atomic_writer, storage_errors
 
-Status = Literal["copied", "skipped_identical", "rejected"]
-LEADING_COLUMNS = (
-    "direction",
-    "file_name",
-    "remote_path",
-    "size_bytes",
-    "remote_mtime",
-    "sha256",
-    "copied_at",
-    "status",
-    "reason",
-)
+Status = Literal["copied", "skipped_identical", "kept", "failed", "rejected"]
+# A row whose file we hold whole with its SHA-256: what reconciliation counts as received and
+# what a re-run may skip. A ``failed`` row never is, even when it carries an earlier copy's
+# proof (see :func:`held_index`): the remote now has another version that we do not have.
+RECEIVED: frozenset[str] = frozenset({"copied", "skipped_identical", "kept"})
+GONE_FROM_REMOTE = "gone_from_remote"
+# One home for the column names: the config validator refuses pattern groups named like them.
+LEADING_COLUMNS = C.MANIFEST_LEADING_COLUMNS
 
 
 def iso_utc(moment: dt.datetime | float | int) -> str:
@@ -56,10 +65,25 @@ class ManifestRow:
 
     @property
     def landed(self) -> bool:
-        return self.status in ("copied", "skipped_identical")
+        """Received: the file is here whole with its SHA-256 (:data:`RECEIVED`)."""
+        return is_received(self.status)
+
+    @property
+    def holds_copy(self) -> bool:
+        """The row proves a copy we made (a received row, or a failed re-copy of one)."""
+        return bool(self.sha256) and self.status in (*RECEIVED, "failed")
 
     def as_skipped(self) -> ManifestRow:
         return replace(self, status="skipped_identical", reason="")
+
+    def as_kept(self) -> ManifestRow:
+        """The same proof (first ``copied_at``, ``sha256``), now that the remote lost the file."""
+        return replace(self, status="kept", reason=GONE_FROM_REMOTE)
+
+
+def is_received(status: str) -> bool:
+    """Whether a row with ``status`` counts as received (the one home of that rule)."""
+    return status.strip() in RECEIVED
 
 
 def columns(group_names: Iterable[str], extra_names: Iterable[str] = ()) -> list[str]:
@@ -106,7 +130,11 @@ def write_manifest(
     token: str,
     root: Path,
 ) -> int:
-    """Write the complete manifest atomically, rows sorted by direction then name."""
+    """Write the complete manifest atomically, rows sorted by direction then name.
+
+    A refused write (disk full, …) raises :class:`StorageError` naming provider, day and path,
+    and leaves the previous manifest as it was.
+    """
     ordered = sorted(rows, key=lambda r: r.key)
     groups = set(group_names)
     extra_names: list[str] = []
@@ -114,7 +142,9 @@ def write_manifest(
         groups.update(row.groups)
         extra_names.extend(name for name in row.extra if name not in extra_names)
     header = columns(groups, extra_names)
-    with atomic_writer(path, token, root=root) as handle:
+    # The manifest lives at <root>/manifests/<provider>/<day>.csv (DayLayout.manifest).
+    guard = storage_errors(path, provider=path.parent.name, day=path.stem, what="manifest")
+    with guard, atomic_writer(path, token, root=root) as handle:
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
         writer.writeheader()
         for row in ordered:
@@ -137,15 +167,37 @@ def write_manifest(
 
 
 def landed_index(rows: Iterable[ManifestRow]) -> dict[tuple[str, str], ManifestRow]:
-    """The previous manifest's landed files, by (direction, file_name)."""
+    """The previous manifest's received files, by (direction, file_name): the skip candidates."""
     return {row.key: row for row in rows if row.landed}
+
+
+def held_index(rows: Iterable[ManifestRow]) -> dict[tuple[str, str], ManifestRow]:
+    """The previous manifest's proofs of copies we made, by (direction, file_name).
+
+    Wider than :func:`landed_index`: a ``failed`` row that carries an earlier copy's proof
+    counts, so that proof survives any number of failed re-copies and a later purge.
+    """
+    return {row.key: row for row in rows if row.holds_copy}
+
+
+def still_held(previous: ManifestRow | None, landed: Path) -> bool:
+    """The file ``previous`` proves is still on disk at ``landed`` with its recorded size.
+
+    Size, not a re-hash: hashing a day of recordings at every run would cost more than the
+    copy, and the landing folders are ours (0750) — a same-size overwrite is not expected.
+    """
+    if previous is None or not previous.holds_copy:
+        return False
+    try:
+        return landed.stat().st_size == previous.size_bytes
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def can_skip(previous: ManifestRow | None, *, size: int, remote_mtime: str, landed: Path) -> bool:
     """``skipped_identical``: recorded with this remote size and mtime, and still landed whole."""
-    if previous is None or previous.size_bytes != size or previous.remote_mtime != remote_mtime:
+    if previous is None or not previous.landed:
         return False
-    try:
-        return landed.stat().st_size == size and bool(previous.sha256)
-    except FileNotFoundError:
+    if previous.size_bytes != size or previous.remote_mtime != remote_mtime:
         return False
+    return still_held(previous, landed)

@@ -33,7 +33,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # --------------------------------------------------------------------------- masking
@@ -136,6 +136,8 @@ class Failure:
     :param details: structured facts from the exception; each builder documents its keys.
     :param proof_link: the day's proof page(s), for :func:`reconciliation_failed` and
         :func:`validation_failed`.
+    :param no_retry: the step failed at once, without automatic retry, because a retry cannot
+        fix the error (``retryable = False`` in errors.py); the e-mail says so.
     """
 
     provider_id: str
@@ -148,6 +150,7 @@ class Failure:
     details: Mapping[str, Any] | None = None
     task_link: str | None = None
     proof_link: str | None = None
+    no_retry: bool = False
 
 
 # Blocks shared by the text and HTML renderings, so that both always say the same thing.
@@ -244,6 +247,7 @@ _LABELS = {
     "page": "page",
     "attempts": "essais",
     "previous": "export précédent",
+    "held": "déjà copiés, plus sur le serveur",
 }
 
 
@@ -268,9 +272,21 @@ def _day_key(day: dt.date | str) -> str:
     return sanitize(day, limit=40)
 
 
+# Line breaks and other control characters (C0, DEL, C1, the Unicode line separators).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` fit for a mail header: control characters (CR, LF…) become one space.
+
+    A header value with CR/LF is refused by the mail library, or worse, read as a second header.
+    """
+    return _CONTROL_RE.sub(" ", text)
+
+
 def subject_line(provider_id: str, day: dt.date | str, what: str) -> str:
-    """``[intake][<provider>][<day>] <what>`` — what every alert subject looks like."""
-    return f"[intake][{sanitize(provider_id, limit=80)}][{_day_key(day)}] {what}"
+    """``[intake][<provider>][<day>] <what>`` — what every alert subject looks like, on one line."""
+    return one_line(f"[intake][{sanitize(provider_id, limit=80)}][{_day_key(day)}] {what}")
 
 
 def _render_text(title: str, blocks: Sequence[_Block]) -> str:
@@ -554,6 +570,13 @@ def deadline_missed(
     return _email(provider_id, day, SUBJECTS["deadline"], blocks)
 
 
+NO_RETRY = (
+    "Aucune nouvelle tentative automatique : cette erreur ne disparaît pas d'elle-même, l'étape "
+    "a donc échoué sans attendre. Rien ne sera retenté tant que la cause n'est pas corrigée ; "
+    "relancer ensuite la journée (voir « Que faire »)."
+)
+
+
 def _tries(failure: Failure) -> str:
     """How a lead sentence ends: after how many tries the step gave up, when known."""
     return f" après {int(failure.try_number)} tentative(s)." if failure.try_number else "."
@@ -584,6 +607,7 @@ def _failure_email(
             try_number=f.try_number,
         ),
         _Para(lead),
+        *([_Para(NO_RETRY)] if f.no_retry else []),
         *facts,
         *_error_block(f.error),
         *_other_details(f.details, known),
@@ -615,10 +639,12 @@ def recordings_not_ready(failure: Failure) -> Email:
         failure,
         SUBJECTS["not_ready"],
         lead=(
-            f"Les enregistrements du {day} ne sont pas disponibles (absents ou encore "
-            f"en cours d'écriture) sur le serveur SFTP du prestataire {name} à la fin du délai "
-            "d'attente"
+            f"Les enregistrements du {day} ne sont pas disponibles (absents, moins nombreux "
+            f"que ne l'annonce le rapport, ou encore en cours d'écriture) sur le serveur SFTP "
+            f"du prestataire {name} à la fin du délai d'attente"
             + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
+            + " Ce qui est arrivé est tout de même copié puis rapproché du rapport : "
+            "l'e-mail de l'étape de rapprochement, s'il y en a un, nomme l'écart."
         ),
         facts=facts,
         known={"directions", "waited"},
@@ -635,7 +661,8 @@ def recordings_not_ready(failure: Failure) -> Email:
 def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
     """A copy failed after its retries; ``details['files']`` lists the files concerned.
 
-    :param host_key: the server's host key is unknown or changed: a different next step.
+    :param host_key: the server's host key is unknown or changed (wait or copy step): no session
+        opened, the step failed at once without retry, and the next step is to verify the key.
     """
     details = failure.details or {}
     day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
@@ -646,20 +673,40 @@ def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
             _List("Fichiers concernés", _bullets(files if not isinstance(files, str) else [files]))
         )
     if host_key:
-        first = (
-            "La clé d'hôte SSH du serveur est inconnue ou a changé. Vérifier auprès du "
-            f"prestataire {name} que le changement est légitime, puis mettre à jour la clé "
-            "connue dans la connexion Airflow. Ne jamais désactiver la vérification."
+        # The session never opened: nothing was listed or copied. A retry would meet the same
+        # key, so none happens (errors.HostKeyError.retryable) and the e-mail says so.
+        check = f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day}"
+        return _failure_email(
+            replace(failure, no_retry=True),
+            SUBJECTS["host_key"],
+            lead=(
+                f"Le serveur SFTP du prestataire {name} a présenté une clé d'hôte SSH inconnue "
+                "ou différente de celle configurée : la connexion a été refusée et rien n'a "
+                f"été lu ni copié pour le {day}. Cela peut être un changement de serveur "
+                "légitime ou une interception de la connexion."
+            ),
+            facts=facts,
+            known={"files"},
+            todo=(
+                f"Afficher l'empreinte de la clé que présente le serveur : {check} (ne copie "
+                "rien, n'accepte rien).",
+                f"Faire confirmer cette empreinte par le prestataire {name} par un autre canal "
+                "(téléphone, contact connu). Si elle ne correspond pas : ne rien changer et "
+                "alerter la sécurité. Ne jamais désactiver la vérification.",
+                "Si elle correspond : mettre la nouvelle clé dans l'extra « host_key » de la "
+                "connexion Airflow nommée dans le message d'erreur (make check affiche la "
+                "valeur exacte).",
+                _rerun(failure),
+            ),
         )
-    else:
-        first = (
-            "Vérifier que le serveur SFTP répond et que nos identifiants sont valides : "
-            f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day} "
-            "(ne copie rien) ; vérifier aussi l'espace disque de la racine des données."
-        )
+    first = (
+        "Vérifier que le serveur SFTP répond et que nos identifiants sont valides : "
+        f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day} "
+        "(ne copie rien) ; vérifier aussi l'espace disque de la racine des données."
+    )
     return _failure_email(
         failure,
-        SUBJECTS["host_key" if host_key else "copy"],
+        SUBJECTS["copy"],
         lead=(
             f"La copie des enregistrements du {day} depuis le serveur SFTP du "
             f"prestataire {name} a échoué"

@@ -1,7 +1,11 @@
 """The file-name grammar: which remote entries belong to the day, and which are rejected.
 
 Remote names are never trusted: a name is safe only if it is a single path component of
-printable characters; every landing path is proven to stay under the data root.
+printable characters, with no bidirectional-override character (which makes a name display as
+another); it must fit the local file system (:data:`NAME_MAX` bytes, UTF-8, for the name and
+for the longest temporary name we give it); every landing path is proven to stay under the data
+root. Two names that one file system may store as one (case, Unicode normalisation) cannot
+both be accepted.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,11 +23,30 @@ from include.cc_intake.errors import UnsafePathError
 
 EntryKind = Literal["file", "dir", "symlink", "other"]
 Reason = Literal[
-    "pattern_mismatch", "other_date", "empty", "not_regular_file", "unsafe_name", "duplicate_name"
+    "pattern_mismatch",
+    "other_date",
+    "empty",
+    "not_regular_file",
+    "unsafe_name",
+    "name_too_long",
+    "duplicate_name",
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_MAX_NAME = 255
+# Control characters, and the bidirectional embeddings/overrides/isolates (U+202A–U+202E,
+# U+2066–U+2069) that make "evil\u202ewav.exe" display as another name.
+UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+NAME_MAX = 255  # bytes per path component on ext4, XFS, btrfs, tmpfs (Linux NAME_MAX)
+
+
+def escape_unsafe(text: str) -> str:
+    """``text`` with each unsafe character shown as ``\\xNN`` / ``\\uNNNN``, for a page or a
+    terminal: a hostile name must read as what it is, not as what it displays."""
+
+    def shown(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return UNSAFE_CHARACTERS.sub(shown, text)
 
 
 @dataclass(frozen=True)
@@ -60,19 +84,56 @@ def folder_is_dated(template: str) -> bool:
     return "{date" in template
 
 
-def is_safe_component(name: str) -> bool:
-    """A single, printable, non-special path component."""
+def _name_bytes(name: str) -> int | None:
+    """The UTF-8 length of ``name``; None when it cannot be encoded (a lone surrogate)."""
+    try:
+        return len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+def _is_clean_component(name: str) -> bool:
+    """A single, printable, non-special path component, whatever its length."""
     return (
-        0 < len(name) <= _MAX_NAME
-        and name not in {".", ".."}
+        name not in {"", ".", ".."}
         and "/" not in name
         and "\\" not in name
-        and _CONTROL.search(name) is None
+        and UNSAFE_CHARACTERS.search(name) is None
+        and _name_bytes(name) is not None
     )
+
+
+def is_safe_component(name: str) -> bool:
+    """A single, printable, non-special path component of at most :data:`NAME_MAX` bytes."""
+    size = _name_bytes(name)
+    return _is_clean_component(name) and size is not None and size <= NAME_MAX
 
 
 def is_safe_rel_name(rel_name: str) -> bool:
     return all(is_safe_component(part) for part in rel_name.split("/"))
+
+
+def fits_on_disk(entry: RemoteEntry) -> bool:
+    """Every component of the landed path, and the file's longest temporary name, fit NAME_MAX.
+
+    Counted in UTF-8 bytes (what the kernel counts), with the temporary name we would create
+    for this very version of the file (its size and mtime are in it).
+    """
+    # Imported here: layout builds on this module (safe_join), so it cannot be imported first.
+    from include.cc_intake.layout import longest_tmp_name
+
+    *folders, base = entry.rel_name.split("/")
+    names = [*folders, base, longest_tmp_name(base, size=entry.size, mtime=entry.mtime)]
+    return all((_name_bytes(name) or NAME_MAX + 1) <= NAME_MAX for name in names)
+
+
+def collision_key(rel_name: str) -> str:
+    """What a case-insensitive or normalising file system may store two names under.
+
+    Unicode's canonical caseless match (NFD, case fold, NFD): "Appel.wav" and "appel.wav",
+    and the NFC and NFD spellings of "é", each share one key.
+    """
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", rel_name).casefold())
 
 
 def in_scope(
@@ -100,10 +161,12 @@ def _parse_date(text: str | None, fmt: str) -> dt.date | None:
 
 def classify(entry: RemoteEntry, cfg: RecordingsConfig, day: dt.date) -> Verdict:
     """Accept an in-scope entry, or name the first reason to reject it."""
-    if not is_safe_rel_name(entry.rel_name):
+    if not all(_is_clean_component(part) for part in entry.rel_name.split("/")):
         return Verdict(entry, "unsafe_name")
     if entry.kind != "file":
         return Verdict(entry, "not_regular_file")
+    if not fits_on_disk(entry):
+        return Verdict(entry, "name_too_long")
     base = entry.rel_name.rsplit("/", 1)[-1]
     match = cfg.pattern.match(base)
     if match is None:
@@ -124,8 +187,9 @@ def classify_listing(
 ) -> list[Verdict]:
     """Classify one direction's listing; out-of-scope entries are left out entirely.
 
-    Two names that differ only by case would land on the same file on a case-insensitive
-    mount, so the second one is rejected as ``duplicate_name``.
+    Two names that differ only by case, or by Unicode normalisation (NFC and NFD spellings
+    of "é"), would land on the same file on a case-insensitive or normalising mount, so the
+    second one (in code-point order) is rejected as ``duplicate_name``.
     """
     verdicts: list[Verdict] = []
     seen: set[str] = set()
@@ -134,7 +198,7 @@ def classify_listing(
             continue
         verdict = classify(entry, cfg, day)
         if verdict.accepted:
-            key = entry.rel_name.casefold()
+            key = collision_key(entry.rel_name)
             if key in seen:
                 verdict = Verdict(entry, "duplicate_name", verdict.groups)
             seen.add(key)

@@ -26,10 +26,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from include.cc_intake.constants import STATUS_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 
 DEFAULT_DAYS = 30
 STATUSES = ("green", "amber", "red")
+# What a config-error placeholder writes for its day (PRODUCT.md §8.1): not a verdict on data.
+CONFIG_ERROR = STATUS_CONFIG_ERROR
 # Served proof files: what the quality step writes, nothing else (never temporary files).
 SERVED_SUFFIXES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
 PROOF_PAGES = ("recordings.html", "digital.html")
@@ -42,6 +45,7 @@ _STATUS_LABELS = {
     "green": ("✓", "complet"),
     "amber": ("!", "complet, à vérifier"),
     "red": ("✗", "incomplet"),
+    CONFIG_ERROR: ("⚙", "configuration invalide"),
     "missing": ("·", "pas de données"),
     "invalid": ("?", "résumé illisible"),
 }
@@ -65,11 +69,13 @@ class DayCell:
 
     provider: str
     day: dt.date
-    status: str  # green | amber | red | missing | invalid
+    status: str  # green | amber | red | config_error | missing | invalid
     recordings: tuple[tuple[str, Count], ...] = ()
     digital: Count | None = None
     rejected: int | None = None
     conflicting_ids: int | None = None  # CRM ids received with conflicting contents
+    kept: int | None = None  # already inside the recordings' ``got``
+    failed: int | None = None
     updated_at: str | None = None
     run_id: str | None = None
     timezone: str | None = None
@@ -81,6 +87,7 @@ class DayCell:
 class ProviderRow:
     provider: str
     cells: tuple[DayCell, ...]  # same order as Overview.days
+    config_error: bool = False  # the provider's YAML is broken: its DAG is a placeholder
 
     @property
     def dag_id(self) -> str:
@@ -91,6 +98,7 @@ class ProviderRow:
 class Overview:
     days: tuple[dt.date, ...]  # newest first: yesterday stays visible on a narrow screen
     rows: tuple[ProviderRow, ...]
+    undelivered: int = 0  # alert e-mails waiting in alerts/undelivered/ (SMTP was down)
 
     def count(self, status: str) -> int:
         return sum(cell.status == status for row in self.rows for cell in row.cells)
@@ -151,8 +159,8 @@ def _cell_from_summary(
 ) -> DayCell:
     status = data.get("status")
     problem = None
-    if status not in STATUSES:
-        problem = f"status {status!r} is not one of {', '.join(STATUSES)}"
+    if status not in (*STATUSES, CONFIG_ERROR):
+        problem = f"status {status!r} is not one of {', '.join((*STATUSES, CONFIG_ERROR))}"
         status = "invalid"
     raw_recordings = data.get("recordings")
     recordings: dict[str, Any] = raw_recordings if isinstance(raw_recordings, dict) else {}
@@ -166,6 +174,8 @@ def _cell_from_summary(
         digital=_count(digital) if isinstance(digital, dict) else None,
         rejected=_int(data.get("rejected")),
         conflicting_ids=_int(digital.get("conflicting_ids")) if isinstance(digital, dict) else None,
+        kept=_int(data.get("kept")),
+        failed=_int(data.get("failed")),
         updated_at=_str(data.get("updated_at")),
         run_id=_str(data.get("run_id")),
         timezone=_str(data.get("timezone")),
@@ -181,22 +191,35 @@ def build_overview(
     days: int = DEFAULT_DAYS,
     providers: Iterable[str] = (),
     discover: bool = True,
+    config_errors: Iterable[str] | None = None,
+    undelivered: int = 0,
 ) -> Overview:
     """The grid for the ``days`` processed days ending at ``end_day`` (newest first).
 
     Rows are ``providers`` (e.g. every provider DAG, so that one that never wrote a summary
     shows as a grey row rather than not at all) plus, with ``discover``, those found under
-    ``quality/``.
+    ``quality/``, plus ``config_errors``.
+
+    :param config_errors: providers whose DAG is a config-error placeholder right now (from
+        Airflow); ``None`` when unknown, then a row is marked when its newest summary in the
+        window is ``config_error``.
+    :param undelivered: how many alert e-mails wait to be sent (shown as a banner).
     """
     window = tuple(end_day - dt.timedelta(days=offset) for offset in range(days))
-    names = {p for p in providers if _PROVIDER_ID.match(p)}
+    broken = {p for p in config_errors or () if _PROVIDER_ID.match(p)}
+    names = {p for p in providers if _PROVIDER_ID.match(p)} | broken
     if discover:
         names |= set(list_providers(data_root))
-    rows = tuple(
-        ProviderRow(name, tuple(read_day(data_root, name, day) for day in window))
-        for name in sorted(names)
-    )
-    return Overview(window, rows)
+    rows = []
+    for name in sorted(names):
+        cells = tuple(read_day(data_root, name, day) for day in window)
+        if config_errors is None:
+            newest = next((c.status for c in cells if c.status != "missing"), None)
+            flagged = newest == CONFIG_ERROR
+        else:
+            flagged = name in broken
+        rows.append(ProviderRow(name, cells, config_error=flagged))
+    return Overview(window, tuple(rows), undelivered=max(0, undelivered))
 
 
 # --- links ----------------------------------------------------------------------------------
@@ -303,6 +326,7 @@ p.sub { margin: 0 0 12px; color: #555; }
 .legend span.key { display: inline-flex; align-items: center; gap: 6px; }
 .legend i.green { background: var(--green-bg); } .legend i.amber { background: var(--amber-bg); }
 .legend i.red { background: var(--red-bg); } .legend i.missing { background: var(--grey-bg); }
+.legend i.config_error { background: #e1bee7; }
 .legend i { display: inline-block; width: 14px; height: 14px; border-radius: 3px;
   border: 1px solid rgba(0,0,0,.15); }
 nav.pager { margin-left: auto; display: flex; gap: 12px; }
@@ -330,7 +354,14 @@ td.red { background: var(--red-bg); color: var(--red); }
 td.missing { background: var(--grey-bg); color: var(--grey); }
 td.invalid { background: repeating-linear-gradient(45deg, #f5f5f5, #f5f5f5 6px, #ffcdd2 6px,
   #ffcdd2 12px); color: var(--red); }
-td.cell.green, td.cell.amber, td.cell.red { border: 1px solid rgba(0,0,0,.08); }
+td.config_error { background: #e1bee7; color: #6a1b9a; }
+td.cell.green, td.cell.amber, td.cell.red, td.cell.config_error {
+  border: 1px solid rgba(0,0,0,.08); }
+td.provider .badge { display: inline-block; margin-top: 2px; padding: 0 4px; border-radius: 3px;
+  background: #6a1b9a; color: #fff; font-size: 10px; font-weight: 600; }
+.banner { margin: 0 0 12px; padding: 8px 12px; border-radius: 5px; background: var(--red-bg);
+  color: var(--red); font-weight: 600; }
+.banner small { display: block; font-weight: 400; color: #555; }
 .empty { padding: 24px; color: #555; }
 footer { margin-top: 10px; color: #757575; font-size: 11px; }
 """.strip()
@@ -361,11 +392,19 @@ def render_overview(
         cells = "".join(
             _render_cell(cell, ui_base=ui_base, proof_base=proof_base) for cell in row.cells
         )
+        badge = ""
+        if row.config_error:
+            badge = (
+                '<span class="badge" title="Le fichier YAML du prestataire est invalide : '
+                "son DAG échoue chaque jour avec l'erreur (voir le DAG).\">"
+                f"{_STATUS_LABELS[CONFIG_ERROR][1]}</span>"
+            )
         body_rows.append(
-            f'<tr data-provider="{esc(row.provider)}"><td class="provider">'
+            f'<tr data-provider="{esc(row.provider)}"'
+            f'{" data-config-error" if row.config_error else ""}><td class="provider">'
             f'<a data-airflow href="{esc(dag_href(row.provider, ui_base=ui_base))}" '
             f'title="DAG {esc(row.dag_id)}">{esc(row.provider)}</a>'
-            f"<small>{esc(row.dag_id)}</small></td>{cells}</tr>"
+            f"<small>{esc(row.dag_id)}</small>{badge}</td>{cells}</tr>"
         )
     if body_rows:
         table = (
@@ -383,6 +422,21 @@ def render_overview(
         f"({overview.count(status)})</span>"
         for status in ("green", "amber", "red", "missing")
     )
+    if overview.count(CONFIG_ERROR):
+        legend += (
+            f'<span class="key"><i class="{CONFIG_ERROR}"></i>'
+            f"{_STATUS_LABELS[CONFIG_ERROR][1]} ({overview.count(CONFIG_ERROR)})</span>"
+        )
+    banner = ""
+    if overview.undelivered:
+        n = overview.undelivered
+        what = "1 alerte non envoyée" if n == 1 else f"{n} alertes non envoyées"
+        banner = (
+            f'<p class="banner" role="alert" data-undelivered="{n}">{what}'
+            "<small>Le serveur SMTP était injoignable : les e-mails sont gardés dans "
+            "<code>alerts/undelivered/</code> sous la racine des données et partiront avec la "
+            "prochaine alerte envoyée.</small></p>"
+        )
     pager = ""
     if earlier or later:
         links = []
@@ -399,6 +453,7 @@ def render_overview(
         "<title>Collecte quotidienne — vue d'ensemble</title>"
         f"<style>{_CSS}</style></head><body>"
         "<h1>Collecte quotidienne — vue d'ensemble</h1>"
+        f"{banner}"
         f'<p class="sub">Jours traités du {first:%d/%m/%Y} au {last:%d/%m/%Y}, du plus récent '
         "au plus ancien. Chaque case : enregistrements reçus/attendus par sens (E entrants, "
         "S sortants), D interactions digitales exportées/annoncées ; cliquer ouvre la page de "
@@ -419,6 +474,8 @@ def _render_cell(cell: DayCell, *, ui_base: str, proof_base: str) -> str:
         lines = ["—"]
     elif cell.status == "invalid" and not lines:
         lines = ["illisible"]
+    elif cell.status == CONFIG_ERROR:
+        lines = ["config.", "invalide"]
     title = [f"{cell.provider} — {cell.day.isoformat()} : {label}"]
     title += [f"{_long(name)} : {count.got} reçus / {count.expected} attendus"
               for name, count in cell.recordings]  # fmt: skip
@@ -428,6 +485,10 @@ def _render_cell(cell: DayCell, *, ui_base: str, proof_base: str) -> str:
         title.append(f"Fichiers rejetés : {cell.rejected}")
     if cell.conflicting_ids:
         title.append(f"Interactions reçues en versions différentes : {cell.conflicting_ids}")
+    if cell.kept:
+        title.append(f"Dont conservés ici, plus sur le serveur : {cell.kept}")
+    if cell.failed:
+        title.append(f"Copies en échec : {cell.failed}")
     if cell.problem:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:

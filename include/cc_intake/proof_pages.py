@@ -9,11 +9,11 @@ operators' network may be offline, so no CDN and no link out: the CSS is inline.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.messages import mask_phone
+from include.cc_intake.naming import escape_unsafe
 
 if TYPE_CHECKING:
     from include.cc_intake.quality import Status
@@ -26,7 +26,9 @@ REASON_FR = {
     "empty": "fichier vide",
     "not_regular_file": "pas un fichier ordinaire",
     "unsafe_name": "nom dangereux",
+    "name_too_long": "nom trop long pour le disque",
     "duplicate_name": "nom en double",
+    "gone_from_remote": "plus sur le serveur",
 }
 
 _CSS = """
@@ -44,6 +46,14 @@ th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#1e8e3e;font-weight:600}.ko{color:#c5221f;font-weight:600}
 ul{margin:.3rem 0 .8rem}code{font-size:.92em}.muted{color:#5f6b7a;font-size:.9rem}
 """
+
+# The pages carry no script and load nothing: inline CSS only. The overview plugin serves them
+# with this policy (plus ``frame-ancestors``, which a <meta> cannot carry); the page repeats it
+# for a copy opened from the file share.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'none'; img-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 _KIND_FR = {"summary": "rapport de synthèse", "detail": "rapport détaillé, appel par appel"}
 _STATUS_FR = {
@@ -93,6 +103,10 @@ def render_recordings_page(result: Mapping[str, Any], status: Status) -> str:
         f"{_file(e, detail=False)} — {_fr(REASON_FR, e.get('reason'))}"
         for e in rec.get("rejected", [])
     ]
+    kept = [
+        f"{_file(e, detail=False)} — copié le {_t(e.get('detail'))}" for e in rec.get("kept", [])
+    ]
+    failed = [f"{_file(e, detail=False)} — {_t(e.get('reason'))}" for e in rec.get("failed", [])]
     body += [
         _items("Appels manquants (call_id)", missing, anchor="missing", note=note),
         _items("Fichiers en trop", extra, anchor="extra", note=note),
@@ -120,6 +134,25 @@ def render_recordings_page(result: Mapping[str, Any], status: Status) -> str:
             note="Listés pour information : un rejet seul ne fait pas échouer la journée.",
         )
     )
+    if kept:
+        body.append(
+            _items(
+                "Conservés ici, plus sur le serveur",
+                kept,
+                anchor="kept",
+                note="Copiés lors d'un passage précédent (empreinte SHA-256 au manifeste), puis "
+                "retirés du serveur par le fournisseur : ils comptent comme reçus.",
+            )
+        )
+    if failed:
+        body.append(
+            _items(
+                "Copies en échec",
+                failed,
+                anchor="failed",
+                note="Non comptés comme reçus : une relance du jour les copie à nouveau.",
+            )
+        )
     return _page(title, result, status, body)
 
 
@@ -193,13 +226,10 @@ def render_digital_page(result: Mapping[str, Any], status: Status) -> str:
 # Building blocks
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def _t(value: Any) -> str:
-    """Text for the page: masked phone numbers, control characters shown as \\xNN, escaped."""
-    text = mask_phone("" if value is None else str(value))
-    return html.escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    """Text for the page: masked phone numbers, control and bidi-override characters shown as
+    \\xNN / \\uNNNN, escaped."""
+    return html.escape(escape_unsafe(mask_phone("" if value is None else str(value))))
 
 
 def _fr(labels: Mapping[str, str], value: Any) -> str:
@@ -215,6 +245,7 @@ def _page(title: str, result: Mapping[str, Any], status: Status, body: list[str]
     head = [
         "<!DOCTYPE html>",
         '<html lang="fr"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_t(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_t(title)}</h1>",

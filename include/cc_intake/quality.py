@@ -38,9 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
+from include.cc_intake.constants import STATUS_CONFIG_ERROR
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
-from include.cc_intake.layout import atomic_writer
+from include.cc_intake.layout import atomic_writer, storage_errors
+from include.cc_intake.manifest import RECEIVED, is_received
 from include.cc_intake.messages import mask_phone
 from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
 from include.cc_intake.report import DailyReport
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
 ProofKind = Literal["recordings", "digital"]
 Status = Literal["green", "amber", "red"]
 
-ACCEPTED = ("copied", "skipped_identical")
+ACCEPTED = RECEIVED  # copied + skipped_identical + kept (PRODUCT.md §8): the manifest's rule
 NAMES_IN_MESSAGE = 5  # an e-mail subject/first log line must stay readable
 SAMPLE_IN_RESULT = 20  # GX's partial_unexpected_* lists
 
@@ -67,7 +69,10 @@ def _names(items: Sequence[str], limit: int = NAMES_IN_MESSAGE) -> str:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One manifest row worth naming; ``detail`` says why (e.g. the date its name carries)."""
+    """One manifest row worth naming; ``detail`` says why (e.g. the date its name carries).
+
+    For a ``kept`` row, ``detail`` is its first ``copied_at``.
+    """
 
     direction: str
     file_name: str
@@ -78,7 +83,7 @@ class FileEntry:
 
     @property
     def accepted(self) -> bool:
-        return self.status in ACCEPTED
+        return is_received(self.status)
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -158,6 +163,8 @@ class Reconciliation:
     other_date: tuple[FileEntry, ...] = ()
     bad_names: tuple[FileEntry, ...] = ()
     rejected: tuple[FileEntry, ...] = ()
+    kept: tuple[FileEntry, ...] = ()
+    failed: tuple[FileEntry, ...] = ()
     warnings: tuple[str, ...] = ()
 
     def direction(self, name: str) -> DirectionResult:
@@ -230,6 +237,8 @@ class Reconciliation:
             "other_date": [e.to_dict() for e in self.other_date],
             "bad_names": [e.to_dict() for e in self.bad_names],
             "rejected": [e.to_dict() for e in self.rejected],
+            "kept": [e.to_dict() for e in self.kept],
+            "failed": [e.to_dict() for e in self.failed],
             "warnings": list(self.warnings),
         }
 
@@ -253,8 +262,10 @@ def reconcile(
 ) -> Reconciliation:
     """Compare the day's manifest rows with the report (pure: no GX, no I/O).
 
-    ``got`` counts ``copied`` and ``skipped_identical`` rows per direction; the gap allowed is
-    ``daily_report.allowed_gap(expected)``. Every direction is reconciled, so a report that
+    ``got`` counts received rows per direction (``copied``, ``skipped_identical`` and ``kept``:
+    a file we hold that the provider has since purged was received); the gap allowed is
+    ``daily_report.allowed_gap(expected)``. ``failed`` rows are not received: they are listed
+    and warned about. Every direction is reconciled, so a report that
     counts calls in a direction we do not collect is a gap, not a silence.
     """
     pattern = cfg.recordings.pattern
@@ -266,6 +277,8 @@ def reconcile(
     other_date: list[FileEntry] = []
     bad_names: list[FileEntry] = []
     rejected: list[FileEntry] = []
+    kept: list[FileEntry] = []
+    failed: list[FileEntry] = []
     warnings = [f"report: {w}" for w in report.warnings]
     odd_directions: set[str] = set()
     odd_statuses: set[str] = set()
@@ -288,9 +301,14 @@ def reconcile(
             elif entry.reason == "other_date":
                 other_date.append(replace(entry, detail=row.get("date") or ""))
             continue
-        if status not in ACCEPTED:
+        if status == "failed":
+            failed.append(entry)
+            continue
+        if not entry.accepted:
             odd_statuses.add(status)
             continue
+        if status == "kept":
+            kept.append(replace(entry, detail=row.get("copied_at") or ""))
         if direction not in got:
             odd_directions.add(direction)
             continue
@@ -320,11 +338,17 @@ def reconcile(
     not_audio = sorted(
         row.get("file_name", "")
         for row in rows
-        if row.get("status") in ACCEPTED and row.get("audio_ok") == "false"
+        if is_received(row.get("status") or "") and row.get("audio_ok") == "false"
     )
     if not_audio:
         warnings.append(
             f"{len(not_audio)} recording(s) truncated or not audio: {_names(not_audio)}"
+        )
+
+    if failed:
+        warnings.append(
+            f"{len(failed)} recording(s) whose copy failed: "
+            + _names([f"{e.file_name} ({e.reason})" for e in failed])
         )
 
     results = []
@@ -372,6 +396,8 @@ def reconcile(
         other_date=tuple(other_date),
         bad_names=tuple(bad_names),
         rejected=tuple(rejected),
+        kept=tuple(kept),
+        failed=tuple(failed),
         warnings=tuple(warnings),
     )
 
@@ -503,7 +529,7 @@ def validate_recordings(
         value = _parse_date(raw, date_format)
         return value.isoformat() if value else f"unreadable {raw!r}"
 
-    accepted = [r for r in rows if (r.get("status") or "").strip() in ACCEPTED]
+    accepted = [r for r in rows if is_received(r.get("status") or "")]
     df = pd.DataFrame(
         {
             "direction": pd.Series([r["direction"] for r in accepted], dtype="object"),
@@ -911,8 +937,15 @@ def verdict(result: Mapping[str, Any]) -> Status:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``."""
-    with atomic_writer(path, secrets.token_hex(5), binary=True) as handle:
+    """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``.
+
+    A refused write (disk full, …) raises :class:`StorageError` naming provider, day and path;
+    the previous proof file stays whole.
+    """
+    # Proof files live at <root>/quality/<provider>/<day>/<name> (DayLayout.quality_dir).
+    day_dir = path.parent
+    guard = storage_errors(path, provider=day_dir.parent.name, day=day_dir.name, what="proof file")
+    with guard, atomic_writer(path, secrets.token_hex(5), binary=True) as handle:
         handle.write(data)
 
 
@@ -955,8 +988,10 @@ def write_summary(
     :func:`validate_digital`; a section not given is read from its proof file
     (``recordings.json`` / ``digital.json``) when there is one, so the recordings and digital
     tasks can each update the summary without losing the other's verdict. ``rejected``
-    defaults to the recordings result's number of rejected manifest rows. ``run_id`` and
-    ``timezone``, when given, are added for the overview's link to the run (optional keys).
+    defaults to the recordings result's number of rejected manifest rows. ``kept`` and
+    ``failed`` (optional keys, present when not 0) are its numbers of kept and failed rows;
+    kept ones are already part of each direction's ``got``. ``run_id`` and ``timezone``, when
+    given, are added for the overview's link to the run (optional keys).
     """
     rec = (
         dict(recordings) if recordings is not None else _load_json(quality_dir / "recordings.json")
@@ -979,8 +1014,9 @@ def write_summary(
             "got": checks.get("records"),
             "conflicting_ids": checks.get("conflicting_ids") or 0,
         }
+    reconciliation = (rec or {}).get("reconciliation", {})
     if rejected is None:
-        rejected = len((rec or {}).get("reconciliation", {}).get("rejected", []))
+        rejected = len(reconciliation.get("rejected", []))
 
     verdicts = [verdict(r) for r in (rec, dig) if r is not None]
     if "red" in verdicts:
@@ -999,10 +1035,51 @@ def write_summary(
         "rejected": rejected,
         "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    # Optional, only when there are some: kept files are already inside each ``got``, failed
+    # copies are warned about; the overview shows both counts.
+    for listed in ("kept", "failed"):
+        if reconciliation.get(listed):
+            summary[listed] = len(reconciliation[listed])
     if run_id is not None:
         summary["run_id"] = run_id
     if timezone is not None:
         summary["timezone"] = timezone
     path = quality_dir / "summary.json"
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
+
+
+def write_config_error_summary(
+    quality_dir: Path,
+    *,
+    provider: str,
+    day: dt.date,
+    run_id: str | None = None,
+    timezone: str | None = None,
+) -> Path | None:
+    """Mark the day ``config_error`` (PRODUCT.md §8.1): the provider's YAML was broken when the
+    day was due, so nothing was fetched. The overview and the digest read it.
+
+    A day that already has a verdict (green, amber, red) keeps it: a run made before the file
+    broke proved that day, and a placeholder run proves nothing. Returns the path written, or
+    ``None`` when the earlier verdict was kept.
+    """
+    path = quality_dir / "summary.json"
+    earlier = _load_json(path)
+    if earlier is not None and earlier.get("status") in ("green", "amber", "red"):
+        return None
+    summary: dict[str, Any] = {
+        "provider": provider,
+        "day": day.isoformat(),
+        "status": STATUS_CONFIG_ERROR,
+        "recordings": None,
+        "digital": None,
+        "rejected": None,
+        "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if run_id is not None:
+        summary["run_id"] = run_id
+    if timezone is not None:
+        summary["timezone"] = timezone
     _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
     return path

@@ -9,20 +9,23 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.config import ProviderConfig, RecordingsConfig
+from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import DayLayout, remove_stale_tmp
 from include.cc_intake.manifest import (
     ManifestRow,
     can_skip,
+    held_index,
     iso_utc,
     landed_index,
     read_manifest,
+    still_held,
     write_manifest,
 )
-from include.cc_intake.messages import mask_phone
+from include.cc_intake.messages import mask_phone, sanitize
 from include.cc_intake.naming import (
     RemoteEntry,
     Verdict,
@@ -60,20 +63,61 @@ def classify_day(listing: Listing, cfg: RecordingsConfig, day: dt.date) -> list[
 
 @dataclass(frozen=True)
 class DirectionState:
+    """What one look saw of a direction, against what the report says for it.
+
+    ``files`` are the day's in-scope files the server lists; ``held`` those we already hold
+    (landed by an earlier run, still on disk) that it no longer lists. Both count toward the
+    report's number (PRODUCT.md §8.1).
+    """
+
     direction: str
     folder: str
-    state: str  # absent | empty | moving | ready
+    state: str  # absent | empty | moving | short | ready
     files: int
     moving: int = 0
+    held: int = 0
+    expected: int | None = None
+    allowed_gap: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.files + self.held
+
+    def seen(self) -> str:
+        """What was seen, without the direction's name (e-mails list it per direction)."""
+        held = f" + {self.held} held here, no longer on the server" if self.held else ""
+        if self.state == "absent":
+            text = f"folder {self.folder} absent"
+        elif self.state == "empty":
+            text = f"no recording of the day in {self.folder}"
+        elif self.state == "moving":
+            text = f"{self.files} files{held}, {self.moving} still being written"
+        elif self.state == "short":
+            text = f"{self.files} files settled{held}, waiting for the rest"
+        else:
+            text = f"{self.files} files ready{held}"
+        if self.expected is not None and self.count != self.expected:
+            tolerance = f" (tolerance {self.allowed_gap})" if self.allowed_gap else ""
+            text += f"; the report says {self.expected}{tolerance}"
+        return text
 
     def describe(self) -> str:
+        return f"{self.direction}: {self.seen()}"
+
+    def facts(self) -> dict[str, Any]:
+        """The same, as the "not available" e-mail's per-direction facts (its labels' keys)."""
+        facts: dict[str, Any]
         if self.state == "absent":
-            return f"{self.direction}: folder {self.folder} absent"
-        if self.state == "empty":
-            return f"{self.direction}: no recording of the day in {self.folder}"
-        if self.state == "moving":
-            return f"{self.direction}: {self.files} files, {self.moving} still being written"
-        return f"{self.direction}: {self.files} files ready"
+            facts = {"folder": f"{self.folder} absent"}
+        else:
+            facts = {"ready": self.files - self.moving}
+            if self.moving:
+                facts["settling"] = self.moving
+            if self.held:
+                facts["held"] = self.held
+        if self.expected is not None:
+            facts["expected"] = self.expected
+        return facts
 
 
 @dataclass(frozen=True)
@@ -93,6 +137,34 @@ class Readiness:
         return "; ".join(parts)
 
 
+def held_files(
+    previous: Mapping[tuple[str, str], ManifestRow], listing: Listing, layout: DayLayout
+) -> dict[str, int]:
+    """Per direction, the files an earlier run landed that the server no longer lists.
+
+    ``previous`` is :func:`landed_index` of the day's manifest (every landed status, so held
+    files recorded as such count too); a file counts only while it is still on disk whole.
+    """
+    listed = {
+        (direction, e.rel_name) for direction, entries in listing.items() for e in entries or []
+    }
+    held: Counter[str] = Counter()
+    for key, row in previous.items():
+        if key in listed:
+            continue
+        try:
+            whole = layout.recording(row.direction, row.file_name).stat().st_size == row.size_bytes
+        except (OSError, UnsafePathError):  # gone, or a name the landing rules refuse
+            whole = False
+        if whole:
+            held[row.direction] += 1
+    return dict(held)
+
+
+def _no_gap(expected: int) -> int:
+    return 0
+
+
 def assess_readiness(
     first: Listing,
     second: Listing,
@@ -102,24 +174,35 @@ def assess_readiness(
     now: float,
     expected: Mapping[str, int] | None,
     report_note: str = "",
+    held: Mapping[str, int] | None = None,
+    allowed_gap: Callable[[int], int] = _no_gap,
 ) -> Readiness:
-    """Ready when the report is there and every direction it expects calls for is settled.
+    """Ready when the report is there and every direction it expects calls for is complete.
 
-    Settled: the day's files did not change size or mtime between the two listings, and each
-    is older than ``min_file_age`` by our clock. A direction the report says had no call (no
-    outbound calls on a Sunday) needs nothing, not even its folder.
+    A direction is complete when its day's files are settled (size and mtime unchanged between
+    the two listings, each older than ``min_file_age`` by our clock) and their number, plus
+    the ``held`` files the server no longer lists, reaches the report's count within
+    ``allowed_gap`` (``daily_report.allowed_gap``, as reconciliation reads the tolerance) —
+    so a provider uploading in batches is not taken at its first settled batch. A direction the
+    report says had no call (no outbound calls on a Sunday) needs nothing, not even its folder;
+    one it expects calls for needs at least one file whatever the tolerance.
     """
     states = []
     min_age = cfg.min_file_age.total_seconds()
     for direction, template in cfg.directions.items():
         folder = render_folder(template, day)
         entries = second.get(direction)
-        if entries is None:
-            states.append(DirectionState(direction, folder, "absent", 0))
+        kept = (held or {}).get(direction, 0)
+        wanted = None if expected is None else expected.get(direction, 0)
+        gap = 0 if wanted is None else allowed_gap(wanted)
+        if entries is None and not kept:
+            states.append(DirectionState(direction, folder, "absent", 0, expected=wanted))
             continue
         dated = folder_is_dated(template)
         accepted = [
-            v.entry for v in classify_listing(entries, cfg, day, dated_folder=dated) if v.accepted
+            v.entry
+            for v in classify_listing(entries or [], cfg, day, dated_folder=dated)
+            if v.accepted
         ]
         before = {e.rel_name: (e.size, e.mtime) for e in first.get(direction) or []}
         moving = sum(
@@ -127,8 +210,20 @@ def assess_readiness(
             for e in accepted
             if before.get(e.rel_name) != (e.size, e.mtime) or now - e.mtime < min_age
         )
-        state = "empty" if not accepted else ("moving" if moving else "ready")
-        states.append(DirectionState(direction, folder, state, len(accepted), moving))
+        count = len(accepted) + kept
+        if moving:
+            state = "moving"
+        elif count == 0:
+            state = "empty"
+        elif wanted is not None and count < wanted - gap:
+            state = "short"
+        else:
+            state = "ready"
+        states.append(
+            DirectionState(
+                direction, folder, state, len(accepted), moving, kept, wanted, allowed_gap=gap
+            )
+        )
     ready = expected is not None and all(
         expected.get(s.direction, 0) == 0 or s.state == "ready" for s in states
     )
@@ -137,7 +232,12 @@ def assess_readiness(
 
 @dataclass
 class DaySummary:
-    """What one copy run did; small enough for XCom and the demo's printout."""
+    """What one copy run did; small enough for XCom and the demo's printout.
+
+    Per direction: ``copied``, ``skipped_identical``, ``kept`` and ``failed`` row counts, the
+    ``rejected`` reasons counted, and ``bytes`` received (copied + skipped_identical + kept,
+    the manifest's one rule). ``failures`` names each failed file (masked) for the task error.
+    """
 
     provider: str
     day: str
@@ -163,6 +263,7 @@ def _row_for(
     status: str,
     sha256: str = "",
     copied_at: str = "",
+    reason: str = "",
     extra: Mapping[str, str] | None = None,
 ) -> ManifestRow:
     entry = verdict.entry
@@ -175,10 +276,62 @@ def _row_for(
         sha256=sha256,
         copied_at=copied_at,
         status=status,  # type: ignore[arg-type]
-        reason=verdict.reason or "",
+        reason=reason or verdict.reason or "",
         groups=verdict.groups,
         extra=dict(extra or {}),
     )
+
+
+# A failed row's reason is the error, as an operator reads it in the manifest: one line, short.
+FAILED_REASON_LIMIT = 300
+
+
+def _failed_row(verdict: Verdict, error: str, held: ManifestRow | None) -> ManifestRow:
+    """The ``failed`` row of a remote entry whose copy failed this run.
+
+    Without a copy held, the row describes the remote entry (``sha256`` and ``copied_at``
+    empty). With an earlier copy still on disk (a changed file whose re-copy failed: the final
+    file is only ever replaced by a complete new version), the row keeps that copy's proof —
+    ``size_bytes``, ``remote_mtime``, ``sha256``, ``copied_at`` and the added columns all
+    describe the bytes we hold — and the reason says so. It is never skipped or counted as
+    received: the remote now has a version we do not.
+    """
+    reason = sanitize(" ".join(error.split()), limit=FAILED_REASON_LIMIT)
+    if held is None:
+        return _row_for(verdict, status="failed", reason=reason)
+    entry = verdict.entry
+    return replace(
+        held,
+        remote_path=entry.remote_path,
+        status="failed",
+        reason=f"{reason} (holding the earlier copy; the remote now has {entry.size} bytes, "
+        f"mtime {iso_utc(entry.mtime)})",
+        groups=verdict.groups,
+    )
+
+
+def _held_rows(
+    previous: Mapping[tuple[str, str], ManifestRow],
+    listed: set[tuple[str, str]],
+    layout: DayLayout,
+) -> list[ManifestRow]:
+    """``kept`` rows: earlier proofs of files we still hold that the remote no longer lists.
+
+    A provider that purges or archives its folder after our copy must not erase the proof we
+    earned: the row keeps its first ``copied_at`` and ``sha256`` (PRODUCT.md §8). A file we no
+    longer hold whole (deleted, truncated) is simply absent: the reconciliation names the gap.
+    """
+    rows = []
+    for key, row in sorted(previous.items()):
+        if key in listed:
+            continue
+        try:
+            landed = layout.recording(row.direction, row.file_name)
+        except UnsafePathError:  # not a name we would have landed: nothing of ours to keep
+            continue
+        if still_held(row, landed):
+            rows.append(row if row.status == "kept" else row.as_kept())
+    return rows
 
 
 def _audio_columns(outcome: CopyOutcome) -> dict[str, str]:
@@ -205,13 +358,18 @@ async def copy_day(
 ) -> DaySummary:
     """List the day once, copy what is new or changed, and write the complete manifest.
 
-    Files that fail are named in ``summary.failures``; what landed is in the manifest, so a
-    retry resumes instead of starting over.
+    Every in-scope remote entry gets exactly one row (copied, skipped_identical, failed or
+    rejected), and every earlier proof of a file we still hold that the remote no longer
+    lists is carried over as ``kept``. Files that fail are also named in
+    ``summary.failures`` (the task fails with them); their temporary files stay, so a retry
+    resumes instead of starting over.
     """
     cfg = provider.recordings
     listing = await list_day(sftp, cfg, day)
     verdicts = classify_day(listing, cfg, day)
-    previous = landed_index(read_manifest(layout.manifest, cfg.group_names))
+    earlier = read_manifest(layout.manifest, cfg.group_names)
+    previous = landed_index(earlier)
+    held = held_index(earlier)
 
     rows: list[ManifestRow] = []
     jobs: list[tuple[Verdict, CopyJob]] = []
@@ -229,10 +387,14 @@ async def copy_day(
             jobs.append((verdict, CopyJob(entry=entry, final=final)))
 
     skipped = len(rows) - sum(1 for r in rows if r.status == "rejected")
+    listed = {(v.entry.direction, v.entry.rel_name) for v in verdicts}
+    kept = _held_rows(held, listed, layout)
     on_progress(
         f"{provider.id} {day}: {len(verdicts)} entries in scope, {len(jobs)} to copy, "
-        f"{skipped} already landed, {len(verdicts) - len(jobs) - skipped} rejected"
+        f"{skipped} already landed, {len(verdicts) - len(jobs) - skipped} rejected, "
+        f"{len(kept)} held but no longer listed by the server"
     )
+    rows.extend(kept)
     outcomes = await copy_all(
         sftp,
         [job for _, job in jobs],
@@ -249,6 +411,12 @@ async def copy_day(
         if not outcome.ok:
             # File names may carry the caller's number: logs and e-mails get it masked.
             failures.append(mask_phone(f"{job.entry.remote_path}: {outcome.error}"))
+            before = held.get((job.entry.direction, job.entry.rel_name))
+            rows.append(
+                _failed_row(
+                    verdict, outcome.error, before if still_held(before, job.final) else None
+                )
+            )
             continue
         assert outcome.copied_at is not None
         rows.append(
@@ -280,10 +448,13 @@ async def copy_day(
     )
     for direction in cfg.directions:
         mine = [r for r in rows if r.direction == direction]
+        statuses = Counter(r.status for r in mine)
         summary.directions[direction] = {
             "folder_found": listing[direction] is not None,
-            "copied": sum(1 for r in mine if r.status == "copied"),
-            "skipped_identical": sum(1 for r in mine if r.status == "skipped_identical"),
+            "copied": statuses["copied"],
+            "skipped_identical": statuses["skipped_identical"],
+            "kept": statuses["kept"],
+            "failed": statuses["failed"],
             "rejected": dict(Counter(r.reason for r in mine if r.status == "rejected")),
             "bytes": sum(r.size_bytes for r in mine if r.landed),
         }

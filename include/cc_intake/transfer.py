@@ -7,11 +7,13 @@ Airflow layer resolves the connection and the host key through the sftp provider
 Airflow.
 
 How a file travels: a sliding window of read requests (``_pull``) feeds a ``_Sink`` that
-hashes and writes into a temporary sibling of the final file on a worker thread; a copy
-resumes from that file's size when the remote file is unchanged (its size and mtime are part
-of the temporary name). ``copy_all`` then hands finished files to a ``_Lander`` that makes a
-batch durable at once and renames each onto its final name, while the next files are
-fetched. A file appears under its final name only complete, fsynced, with its SHA-256 known.
+hashes and writes into a temporary sibling of the final file on a worker thread. A copy
+resumes from that file's size when the remote file is unchanged: its size and mtime are part
+of the temporary name, and sampled ranges of the kept bytes must still match the remote's
+(``_prefix_matches``), else it starts over. ``copy_all`` then hands finished files to a
+``_Lander`` that makes a batch durable at once and renames each onto its final name, while
+the next files are fetched. A file appears under its final name only complete, fsynced, with
+its SHA-256 known.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import functools
 import hashlib
 import logging
 import os
+import random
 import stat
 import time
 from collections import deque
@@ -32,7 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.errors import TransferError
-from include.cc_intake.layout import FILE_MODE, make_dirs, tmp_path_for
+from include.cc_intake.layout import FILE_MODE, make_dirs, resume_tag, tmp_path_for
+from include.cc_intake.messages import mask_phone
 from include.cc_intake.naming import EntryKind, RemoteEntry
 
 if TYPE_CHECKING:
@@ -54,6 +58,16 @@ HANDOFF = 1024 * 1024
 WRITEBACK = 16 * 1024 * 1024
 HEAD_BYTES = 64 * 1024
 PROGRESS_EVERY = 10.0
+# What a resume compares of its temporary file with the remote before trusting it. Size and
+# mtime alone do not tell a re-delivery apart (`cp -p`, `rsync -t`, constant-bitrate WAV): the
+# head, the stretch the next byte continues, and a few spots drawn anew on every resume.
+# About 1.3 MiB read per resume, in one round trip; nothing when a copy starts from zero.
+CHECK_HEAD = 64 * 1024
+CHECK_TAIL = 1024 * 1024
+CHECK_SAMPLE = 64 * 1024
+CHECK_SAMPLES = 4
+# The OS's randomness: the spots must not be guessable from one resume to the next.
+_SPOTS = random.SystemRandom()
 
 
 def _kind(mode: int | None) -> EntryKind:
@@ -172,7 +186,7 @@ class CopyJob:
     final: Path
 
     def tmp(self, token: str) -> Path:
-        return tmp_path_for(self.final, token, tag=f"{self.entry.size}-{self.entry.mtime}")
+        return tmp_path_for(self.final, token, tag=resume_tag(self.entry.size, self.entry.mtime))
 
 
 @dataclass(frozen=True)
@@ -352,6 +366,113 @@ async def _read_exact(
     return b"".join(parts)
 
 
+def resume_check_ranges(offset: int, rng: random.Random) -> list[tuple[int, int]]:
+    """The ``[start, end)`` ranges of a kept prefix ``[0, offset)`` that a resume compares.
+
+    Clamped to the prefix (a short prefix is checked whole), sorted, duplicates dropped;
+    overlaps are harmless.
+    """
+    if offset <= 0:
+        return []
+    ranges = {(0, min(CHECK_HEAD, offset)), (max(0, offset - CHECK_TAIL), offset)}
+    size = min(CHECK_SAMPLE, offset)
+    for _ in range(CHECK_SAMPLES):
+        start = rng.randrange(offset - size + 1)
+        ranges.add((start, start + size))
+    return sorted(ranges)
+
+
+def _read_local(path: Path, ranges: list[tuple[int, int]]) -> list[bytes]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return [os.pread(fd, end - start, start) for start, end in ranges]
+    finally:
+        os.close(fd)
+
+
+async def _read_remote(
+    remote: asyncssh.SFTPClientFile,
+    entry: RemoteEntry,
+    ranges: list[tuple[int, int]],
+    *,
+    block: int,
+) -> list[bytes]:
+    """Every range at once: requests of at most ``block`` bytes, all in flight together."""
+    requests = [
+        (at, min(block, end - at)) for start, end in ranges for at in range(start, end, block)
+    ]
+    tasks: list[asyncio.Future[bytes]] = [
+        asyncio.ensure_future(remote.read(n, at)) for at, n in requests
+    ]
+    try:
+        answers = await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    pieces: dict[int, bytes] = {}
+    for (at, n), data in zip(requests, answers, strict=True):
+        if len(data) < n:
+            data += await _read_exact(remote, entry, at + len(data), n - len(data))
+        pieces[at] = data
+    return [b"".join(pieces[at] for at in range(start, end, block)) for start, end in ranges]
+
+
+def _first_difference(mine: bytes, theirs: bytes) -> int:
+    """Index of the first byte where two blocks differ (the shorter one's length if a prefix)."""
+    size = min(len(mine), len(theirs))
+    if mine[:size] == theirs[:size]:
+        return size
+    lo, hi = 0, size  # halving: the answer lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if mine[lo:mid] == theirs[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+async def _prefix_matches(
+    remote: asyncssh.SFTPClientFile,
+    entry: RemoteEntry,
+    tmp: Path,
+    offset: int,
+    *,
+    block: int,
+    limiter: RateLimiter,
+    rng: random.Random,
+) -> bool:
+    """Whether the kept ``[0, offset)`` of ``tmp`` agrees with the remote file on sampled ranges.
+
+    Only a comparison: nothing read here is hashed or written (the sink hashes the kept prefix
+    from disk when it opens it). On a difference, log why at WARNING, with the first range
+    that differs.
+    """
+    ranges = resume_check_ranges(offset, rng)
+    local = asyncio.ensure_future(asyncio.to_thread(_read_local, tmp, ranges))
+    try:
+        await limiter.consume(sum(end - start for start, end in ranges))
+        theirs = await _read_remote(remote, entry, ranges, block=block)
+    finally:
+        mine = await local
+    for (start, end), kept, served in zip(ranges, mine, theirs, strict=True):
+        if kept != served:
+            log.warning(
+                "%s: restarting from byte 0 instead of resuming at byte %d of %d: the partial "
+                "copy differs from the remote file in bytes %d-%d (first at byte %d): a new "
+                "version with the same size and mtime, or a damaged partial copy",
+                mask_phone(entry.remote_path),
+                offset,
+                entry.size,
+                start,
+                end - 1,
+                start + _first_difference(kept, served),
+            )
+            return False
+    return True
+
+
 async def _pull(
     remote: asyncssh.SFTPClientFile,
     entry: RemoteEntry,
@@ -415,8 +536,14 @@ async def _fetch(
     root: Path,
     limiter: RateLimiter,
     progress: Progress | None,
+    rng: random.Random | None = None,
 ) -> _Sink:
-    """Bring one file's bytes over, resuming its temporary file; the caller lands the sink."""
+    """Bring one file's bytes over, resuming its temporary file; the caller lands the sink.
+
+    A kept temporary file is trusted only once ``_prefix_matches`` has compared it with the
+    remote on the same handle; otherwise the copy starts from byte 0 (``rng`` draws the sampled
+    ranges: the OS's randomness unless a test pins them).
+    """
     entry = job.entry
     tmp = job.tmp(token)
     make_dirs(job.final.parent, stop_at=root)
@@ -424,13 +551,21 @@ async def _fetch(
     with contextlib.suppress(FileNotFoundError):
         have = tmp.stat().st_size
         start = have if have <= entry.size else 0
-    if start:
-        log.info("resuming %s at byte %d of %d", entry.rel_name, start, entry.size)
     sink = _Sink(tmp, start)
     try:
         # block_size=0: one SFTP request per read() call; _pull's window is the pipeline.
         async with sftp.open(entry.remote_path, "rb", block_size=0) as remote:
             block = min(limiter.chunk, sftp.limits.max_read_len or READ_BLOCK)
+            if start and not await _prefix_matches(
+                remote, entry, tmp, start, block=block, limiter=limiter, rng=rng or _SPOTS
+            ):
+                # The sink has opened nothing yet; this one truncates the file at its first write.
+                start = 0
+                sink = _Sink(tmp, start)
+            if start:
+                log.info(
+                    "resuming %s at byte %d of %d", mask_phone(entry.rel_name), start, entry.size
+                )
             attrs = await _pull(
                 remote, entry, start, sink, block=block, limiter=limiter, progress=progress
             )
@@ -459,9 +594,12 @@ async def copy_file(
     root: Path,
     limiter: RateLimiter,
     progress: Progress | None = None,
+    rng: random.Random | None = None,
 ) -> CopyOutcome:
     """Copy one remote file to its final path, resuming a previous temporary file if any."""
-    sink = await _fetch(sftp, job, token=token, root=root, limiter=limiter, progress=progress)
+    sink = await _fetch(
+        sftp, job, token=token, root=root, limiter=limiter, progress=progress, rng=rng
+    )
     try:
         await asyncio.to_thread(sink.sync)
     except BaseException:
@@ -619,11 +757,13 @@ async def copy_all(
     bytes_per_s: int | None = None,
     on_progress: Callable[[str], None] = log.info,
     progress_every: float = PROGRESS_EVERY,
+    rng: random.Random | None = None,
 ) -> list[CopyOutcome]:
     """Copy every job, ``max_parallel`` at a time over one session; never raises per file.
 
     A failed file is returned with its error so the caller can record what did land and
-    name what did not; its temporary file stays for the retry to resume.
+    name what did not; its temporary file stays for the retry to resume. ``rng`` draws the
+    ranges a resume samples (see ``_fetch``); leave it unset outside tests.
     """
     todo = list(jobs)
     progress = Progress(files_total=len(todo), bytes_total=sum(j.entry.size for j in todo))
@@ -647,7 +787,13 @@ async def copy_all(
                 return
             try:
                 sink = await _fetch(
-                    sftp, job, token=token, root=root, limiter=limiter, progress=progress
+                    sftp,
+                    job,
+                    token=token,
+                    root=root,
+                    limiter=limiter,
+                    progress=progress,
+                    rng=rng,
                 )
             except Exception as exc:  # recorded per file; the caller decides the task's fate
                 done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))

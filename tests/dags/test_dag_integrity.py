@@ -46,6 +46,7 @@ PROBE = textwrap.dedent(
                 "retries": t.retries,
                 "failure_callbacks": len(cbs),
                 "max_active_tis_per_dag": t.max_active_tis_per_dag,
+                "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
             }
         dags[dag_id] = {
             "tags": sorted(dag.tags),
@@ -56,6 +57,8 @@ PROBE = textwrap.dedent(
             "description": dag.description,
             "doc_md": dag.doc_md or "",
             "timetable": type(dag.timetable).__name__,
+            "cron": getattr(dag.timetable, "expression", None),
+            "timezone": str(getattr(dag.timetable, "timezone", "")),
         }
     print("RESULT" + json.dumps({
         "dags": dags,
@@ -125,13 +128,32 @@ def test_every_dag_follows_the_policy(sandbox_bag: dict) -> None:
 def test_task_graph(sandbox_bag: dict) -> None:
     for dag in sandbox_bag["dags"].values():
         tasks = dag["tasks"]
-        assert tasks[C.TASK_WAIT]["downstream"] == [C.TASK_COPY]
+        assert tasks[C.TASK_WAIT]["downstream"] == sorted([C.TASK_COPY, C.TASK_ON_TIME])
         assert tasks[C.TASK_COPY]["downstream"] == [C.TASK_REPORT]
         assert tasks[C.TASK_REPORT]["downstream"] == [C.TASK_VALIDATE]
         assert tasks[C.TASK_VALIDATE]["downstream"] == []
+        assert tasks[C.TASK_ON_TIME]["downstream"] == []
         assert tasks[C.TASK_COPY]["max_active_tis_per_dag"] == 1
+        expected_tasks = {C.TASK_WAIT, C.TASK_COPY, C.TASK_REPORT, C.TASK_VALIDATE, C.TASK_ON_TIME}
         if C.TAG_DIGITAL in dag["tags"]:
             assert tasks[C.TASK_EXPORT]["downstream"] == [C.TASK_VALIDATE_DIGITAL]
+            expected_tasks |= {C.TASK_EXPORT, C.TASK_VALIDATE_DIGITAL}
+        assert set(tasks) == expected_tasks
+
+
+def test_item6_copy_runs_after_a_wait_that_gave_up_and_the_run_still_fails(
+    sandbox_bag: dict,
+) -> None:
+    """PRODUCT.md §8.1: at wait_timeout the copy, report and validation still run.
+
+    Only the copy needs ``all_done`` (the later steps follow it as usual); the leaf after the
+    wait keeps such a run failed, since a run's state is its leaves' state.
+    """
+    for dag in sandbox_bag["dags"].values():
+        rules = {task_id: task["trigger_rule"] for task_id, task in dag["tasks"].items()}
+        assert rules.pop(C.TASK_COPY) == "all_done"
+        assert set(rules.values()) == {"all_success"}, rules
+        assert dag["tasks"][C.TASK_ON_TIME]["downstream"] == []
 
 
 def test_deadlines_can_be_turned_off(tmp_path: Path) -> None:
@@ -172,6 +194,34 @@ def test_broken_yaml_fails_only_its_own_dag(tmp_path: Path) -> None:
     assert "recordings.filename_pattern" in bad["doc_md"]
     assert "call_id" in bad["doc_md"]
     assert C.TAG_CONFIG_ERROR not in bag["dags"]["ingest_acme_abidjan"]["tags"]
+
+
+def test_item13_config_error_placeholder_runs_daily_and_alerts(tmp_path: Path) -> None:
+    """A broken YAML must not silently stop its provider: the placeholder keeps a daily schedule
+    (the file's own when readable, else 06:00 UTC) and the failure notifier, without retries."""
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    broken = provider_dict(id="baobab_douala", schedule="15 3 * * *", timezone="Africa/Douala")
+    broken["deadline"] = "02:00"  # before the schedule: invalid
+    (folder / "baobab_douala.yaml").write_text(yaml.safe_dump(broken))
+    (folder / "garbled.yaml").write_text("id: [unclosed\n")
+    bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder))
+    assert bag["errors"] == {}
+    assert set(bag["dags"]) == {"ingest_baobab_douala", "ingest_garbled"}
+    readable, garbled = bag["dags"]["ingest_baobab_douala"], bag["dags"]["ingest_garbled"]
+    assert (readable["cron"], readable["timezone"]) == ("15 3 * * *", "Africa/Douala")
+    assert (garbled["cron"], garbled["timezone"]) == ("0 6 * * *", "UTC")
+    assert "ops@example.com" in readable["doc_md"]
+    assert "CC_INTAKE_OPS_EMAILS" in garbled["doc_md"]
+    for dag_id, dag in bag["dags"].items():
+        assert C.TAG_INTAKE in dag["tags"] and C.TAG_CONFIG_ERROR in dag["tags"], dag_id
+        assert dag["timetable"] == "CronTriggerTimetable", dag_id
+        assert dag["catchup"] is False, dag_id
+        assert not dag["has_deadline"], dag_id  # nothing to deliver: the failure e-mail is it
+        (task,) = dag["tasks"].values()
+        assert task["owner"], dag_id
+        assert task["retries"] == 0, dag_id  # only fixing the file helps
+        assert task["failure_callbacks"] >= 1, dag_id
 
 
 def test_every_committed_yaml_is_valid() -> None:

@@ -325,9 +325,10 @@ class SandboxDays:
 
     The fault-injection tests change what a provider's server or CRM serves between runs (files
     under :meth:`server_root`, the CRM's routes) and run the real DAG again. Each run gets its
-    own logical date (so its own run id and run token) and processes ``target_date`` from its
-    conf, exactly as an operator's re-run does. Deadlines are off: ``dags test`` crashes on them
-    in 3.3.2 (apache/airflow#73428).
+    own logical date and a new run id (``manual__<wall clock>``: ``dags test`` names the run by
+    when it starts, so a run token is known only once the run exists), and processes
+    ``target_date`` from its conf, exactly as an operator's re-run does. Deadlines are off:
+    ``dags test`` crashes on them in 3.3.2 (apache/airflow#73428).
     """
 
     def __init__(self, sandbox: Any, stack: AirflowStack, data: Path, providers_dir: Path) -> None:

@@ -9,13 +9,14 @@ import os
 import stat
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from include.cc_intake.config import ProviderConfig
-from include.cc_intake.layout import DayLayout
-from include.cc_intake.manifest import read_manifest
+from include.cc_intake.layout import DayLayout, resume_tag, tmp_path_for
+from include.cc_intake.manifest import ManifestRow, read_manifest
 from include.cc_intake.recordings import copy_day
 from tests.helpers import parse_provider, provider_dict
 from tests.integration.servers import ServerHandle
@@ -107,6 +108,8 @@ def test_rerun_converges_and_rewrites_nothing(sftp_server: ServerHandle, tmp_pat
         "folder_found": True,
         "copied": 0,
         "skipped_identical": 3,
+        "kept": 0,
+        "failed": 0,
         "rejected": {},
         "bytes": sum(len(c) for r, c in files.items() if "/inbound/" in r),
     }
@@ -227,3 +230,217 @@ def test_recursive_folders_keep_their_sub_path(sftp_server: ServerHandle, tmp_pa
     # Without `recursive`, the sub-folder is an entry that is not a regular file: listed, not lost.
     flat = run_copy(sftp_server, make_provider(sftp_server), tmp_path / "flat")
     assert flat.directions["ENTRANTS"]["rejected"] == {"not_regular_file": 1}
+
+
+# --- issue #10, items 1, 3 and 4 (manifest integrity) ----------------------------------------
+
+MANIFEST = "manifests/acme_abidjan/2026-11-25.csv"
+
+
+def manifest_rows(root: Path) -> dict[str, ManifestRow]:
+    return {r.file_name: r for r in read_manifest(root / MANIFEST, ["call_id"])}
+
+
+def purge(server: ServerHandle, rel: str) -> None:
+    """The provider moves a file out of the day's folder (archive, purge)."""
+    archive = server.files / "archive" / Path(rel).name
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    (server.files / rel).rename(archive)
+
+
+def block_tmp(root: Path, rel_remote: str, token: str, size: int, mtime: float) -> Path:
+    """Make the copy of one version of a file fail here: a folder sits on its temporary name."""
+    final = landed(root, rel_remote)
+    blocker = tmp_path_for(final, token, tag=resume_tag(size, int(mtime)))
+    blocker.mkdir(parents=True)
+    return blocker
+
+
+def test_item1_rerun_keeps_rows_of_files_gone_from_remote(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    files = seed_day(sftp_server)
+    root = tmp_path / "data"
+    cfg = make_provider(sftp_server)
+    run_copy(sftp_server, cfg, root)
+    first = manifest_rows(root)
+    gone = [
+        "exports/inbound/20261125/20261125_080102_AG01_C1001.wav",
+        "exports/inbound/20261125/20261125_091500_AG02_C1002.wav",
+    ]
+    for rel in gone:
+        purge(sftp_server, rel)
+    # The whole outbound folder is archived too.
+    (sftp_server.files / "exports/outbound/20261125").rename(sftp_server.files / "archive/out")
+
+    summary = run_copy(sftp_server, cfg, root, run_id="run-2")
+    assert summary.failures == []
+    rows = manifest_rows(root)
+    assert set(rows) == set(first)  # 4 rows, not 1
+    held = [Path(r).name for r in gone] + ["20261125_110000_AG03_C2001.wav"]
+    for name in held:
+        assert (rows[name].status, rows[name].reason) == ("kept", "gone_from_remote")
+        # The proof earned by the first run: same SHA-256, first copied_at, same groups.
+        assert rows[name].sha256 == first[name].sha256
+        assert rows[name].copied_at == first[name].copied_at
+        assert rows[name].groups == first[name].groups
+    assert rows["20261125_101500_AG02_C1003.mp3"].status == "skipped_identical"
+    assert summary.directions["ENTRANTS"]["kept"] == 2
+    assert summary.directions["SORTANTS"]["kept"] == 1
+    assert summary.directions["SORTANTS"]["folder_found"] is False
+    assert summary.directions["ENTRANTS"]["bytes"] == sum(
+        len(c) for r, c in files.items() if "/inbound/" in r
+    )
+
+    # Kept stays kept on later re-runs, with the same proof.
+    run_copy(sftp_server, cfg, root, run_id="run-3")
+    again = manifest_rows(root)
+    assert {n: (r.status, r.sha256, r.copied_at) for n, r in again.items()} == {
+        n: (r.status, r.sha256, r.copied_at) for n, r in rows.items()
+    }
+
+    # A file we no longer hold whole and that is gone is simply absent.
+    landed(root, gone[0]).unlink()
+    landed(root, gone[1]).write_bytes(b"truncated")
+    run_copy(sftp_server, cfg, root, run_id="run-4")
+    assert set(manifest_rows(root)) == {
+        "20261125_101500_AG02_C1003.mp3",
+        "20261125_110000_AG03_C2001.wav",
+    }
+
+
+def test_item1_a_kept_file_back_on_the_server_is_skipped(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    seed_day(sftp_server)
+    root = tmp_path / "data"
+    cfg = make_provider(sftp_server)
+    run_copy(sftp_server, cfg, root)
+    rel = "exports/inbound/20261125/20261125_091500_AG02_C1002.wav"
+    first = manifest_rows(root)[Path(rel).name]
+    purge(sftp_server, rel)
+    run_copy(sftp_server, cfg, root, run_id="run-2")
+    (sftp_server.files / "archive" / Path(rel).name).rename(sftp_server.files / rel)
+    summary = run_copy(sftp_server, cfg, root, run_id="run-3")
+    row = manifest_rows(root)[Path(rel).name]
+    assert (row.status, row.reason, row.sha256, row.copied_at) == (
+        "skipped_identical",
+        "",
+        first.sha256,
+        first.copied_at,
+    )
+    assert summary.directions["ENTRANTS"]["copied"] == 0
+
+
+def test_item3_a_name_too_long_for_the_disk_is_rejected_not_stuck(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    seed_day(sftp_server)
+    # 141 characters, 90 of them "é": 231 bytes, so the final name would fit, its .part not.
+    agent = "é" * 90 + "x" * 25
+    name = f"20261125_093000_{agent}_C1009.wav"
+    assert len(name) == 141 and len(name.encode()) == 231
+    put(sftp_server, f"exports/inbound/20261125/{name}", b"v" * 1000)
+    root = tmp_path / "data"
+    cfg = make_provider(sftp_server)
+    for run in ("run-1", "run-2"):  # the same answer every run, never a failure
+        summary = run_copy(sftp_server, cfg, root, run_id=run)
+        assert summary.failures == []
+        assert summary.directions["ENTRANTS"]["rejected"] == {"name_too_long": 1}
+        row = manifest_rows(root)[name]
+        assert (row.status, row.reason, row.sha256) == ("rejected", "name_too_long", "")
+    assert len(manifest_rows(root)) == 5
+    assert not list(root.rglob("*.part"))
+
+
+def test_item3_a_failed_copy_gets_a_failed_row(sftp_server: ServerHandle, tmp_path: Path) -> None:
+    files = seed_day(sftp_server)
+    root = tmp_path / "data"
+    cfg = make_provider(sftp_server)
+    rel = "exports/inbound/20261125/20261125_091500_AG02_C1002.wav"
+    blocker = block_tmp(root, rel, "run-1", len(files[rel]), OLD)
+    summary = run_copy(sftp_server, cfg, root)
+    # The task still fails naming the file (CopyRecordingsOperator raises on failures) …
+    assert len(summary.failures) == 1 and Path(rel).name in summary.failures[0]
+    assert summary.directions["ENTRANTS"]["failed"] == 1
+    # … and the manifest has one row for every remote entry, the failed one included.
+    rows = manifest_rows(root)
+    assert len(rows) == 4
+    row = rows[Path(rel).name]
+    assert (row.status, row.sha256, row.copied_at) == ("failed", "", "")
+    assert "IsADirectoryError" in row.reason and "\n" not in row.reason
+    assert row.size_bytes == len(files[rel]) and row.groups["call_id"] == "C1002"
+    assert not landed(root, rel).exists()
+
+    # The next run copies it again: a failed row is never taken for a landed file.
+    blocker.rmdir()
+    retry = run_copy(sftp_server, cfg, root)
+    assert retry.failures == []
+    assert retry.directions["ENTRANTS"]["copied"] == 1
+    row = manifest_rows(root)[Path(rel).name]
+    assert row.status == "copied"
+    assert row.sha256 == hashlib.sha256(files[rel]).hexdigest()
+
+
+def test_item3_a_failed_recopy_keeps_the_earlier_copy_proof(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    files = seed_day(sftp_server)
+    root = tmp_path / "data"
+    cfg = make_provider(sftp_server)
+    run_copy(sftp_server, cfg, root)
+    rel = "exports/inbound/20261125/20261125_091500_AG02_C1002.wav"
+    first = manifest_rows(root)[Path(rel).name]
+    new = os.urandom(7_000)
+    put(sftp_server, rel, new, mtime=OLD + 60)  # a re-delivery …
+    block_tmp(root, rel, "run-2", len(new), OLD + 60)  # … whose copy fails here
+
+    for run in ("run-2", "run-2"):  # a failed re-copy, then its failed retry
+        summary = run_copy(sftp_server, cfg, root, run_id=run)
+        assert len(summary.failures) == 1
+        row = manifest_rows(root)[Path(rel).name]
+        # The row proves the bytes we still hold: the earlier version, whole, untouched.
+        assert row.status == "failed"
+        assert (row.size_bytes, row.sha256, row.copied_at, row.remote_mtime) == (
+            first.size_bytes,
+            first.sha256,
+            first.copied_at,
+            first.remote_mtime,
+        )
+        assert "holding the earlier copy" in row.reason and "7000 bytes" in row.reason
+        assert landed(root, rel).read_bytes() == files[rel]
+        assert summary.directions["ENTRANTS"]["failed"] == 1
+        assert summary.directions["ENTRANTS"]["copied"] == 0
+
+    # Then the provider purges it: the earlier copy is still held, so still proven.
+    purge(sftp_server, rel)
+    run_copy(sftp_server, cfg, root, run_id="run-3")
+    row = manifest_rows(root)[Path(rel).name]
+    assert (row.status, row.reason, row.sha256, row.copied_at) == (
+        "kept",
+        "gone_from_remote",
+        first.sha256,
+        first.copied_at,
+    )
+
+
+def test_item4_nfc_and_nfd_spellings_land_once(sftp_server: ServerHandle, tmp_path: Path) -> None:
+    nfc = unicodedata.normalize("NFC", "20261125_093000_Aimé_C1010.wav")
+    nfd = unicodedata.normalize("NFD", nfc)
+    put(sftp_server, f"exports/inbound/20261125/{nfc}", b"a" * 1000)
+    put(sftp_server, f"exports/inbound/20261125/{nfd}", b"b" * 1000)
+    bidi = "20261125_093100_AG\u202e vaw.exe_C1011.wav"
+    put(sftp_server, f"exports/inbound/20261125/{bidi}", b"c" * 1000)
+    root = tmp_path / "data"
+    summary = run_copy(sftp_server, make_provider(sftp_server), root)
+    assert summary.failures == []
+    assert summary.directions["ENTRANTS"]["copied"] == 1
+    assert summary.directions["ENTRANTS"]["rejected"] == {
+        "duplicate_name": 1,
+        "unsafe_name": 1,
+    }
+    rows = manifest_rows(root)
+    assert sorted(r.status for n, r in rows.items() if n in (nfc, nfd)) == ["copied", "rejected"]
+    assert rows[bidi].reason == "unsafe_name"
+    day_dir = root / "recordings/acme_abidjan/2026-11-25/ENTRANTS"
+    assert len([p for p in day_dir.iterdir() if p.is_file()]) == 1

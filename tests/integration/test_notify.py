@@ -14,6 +14,7 @@ import email
 import email.policy
 import json
 import socket
+import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from airflow.utils.state import DagRunState
 from include.cc_intake import errors
 from include.cc_intake.airflow import notify
 from include.cc_intake.config import parse_provider
+from include.cc_intake.days import processed_day
 
 pytestmark = pytest.mark.integration
 
@@ -281,22 +283,219 @@ def test_failure_notifier_falls_back_to_the_generic_email(sink, cfg):
     assert "RuntimeError: disk full" in _html(message)
 
 
-def test_failure_notifier_reports_an_smtp_failure_instead_of_hiding_it(cfg, monkeypatch):
+def _smtp_env(monkeypatch, port: int) -> None:
+    """``smtp_default`` pointing at ``port`` on loopback (closed: the SMTP server is down)."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
         json.dumps(
             {
                 "conn_type": "smtp",
                 "host": "127.0.0.1",
-                "port": _free_port(),
-                "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "a@example.com"},
+                "port": port,
+                "extra": {
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                    "from_email": "intake@example.com",
+                    "retry_limit": 0,
+                },
             }
         ),
     )
+
+
+def _tries(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == notify.__name__ and "alert e-mail not sent (try" in r.getMessage()
+    ]
+
+
+def test_failure_notifier_raises_when_it_can_neither_send_nor_keep_the_email(
+    cfg, monkeypatch, tmp_path
+):
+    _smtp_env(monkeypatch, _free_port())
+    monkeypatch.setattr(notify, "SEND_BACKOFF_S", 0.01)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(blocker))  # the outbox cannot be created
     notifier = notify.IntakeFailureNotifier.for_provider(cfg)
 
     with pytest.raises(OSError):
         notifier(_task_context(task_id="copy_recordings", exception=errors.TransferError("x")))
+
+
+def test_item14_alert_kept_when_smtp_is_down_then_sent_by_the_next_notifier(
+    cfg, monkeypatch, tmp_path, caplog
+):
+    from include.cc_intake import alerts_outbox, overview
+
+    caplog.set_level("INFO", logger=notify.__name__)
+    port = _free_port()
+    _smtp_env(monkeypatch, port)  # nothing listens there: the SMTP server is down
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
+    notifier = notify.IntakeFailureNotifier.for_provider(cfg)
+    lost = errors.ReconciliationError("acme_abidjan 2026-11-25: ENTRANTS has 118, report says 120")
+
+    started = time.monotonic()
+    notifier(_task_context(task_id="validate_recordings", exception=lost))  # does not raise
+    waited = time.monotonic() - started
+
+    # Three tries, with back-off between them (2 s then 4 s).
+    assert len(_tries(caplog)) == 3
+    assert waited >= 6
+    (kept,) = alerts_outbox.pending(tmp_path)
+    assert kept.parent == tmp_path / "alerts" / "undelivered"
+    assert kept.name.endswith("_ingest_acme_abidjan_2026-11-25.eml")
+    assert kept.stat().st_mode & 0o777 == 0o640
+    assert kept.parent.stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "alerts").stat().st_mode & 0o777 == 0o750
+    errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert any(str(kept) in r.getMessage() for r in errors_logged)
+    # A real RFC 5322 message: an operator can open it or send it by hand.
+    raw = kept.read_bytes()
+    assert b"\r\n" in raw
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Subject"] == (
+        "[intake][acme_abidjan][2026-11-25] écart entre enregistrements et rapport"
+    )
+    assert [a.addr_spec for a in message["To"].addresses] == cfg.alert_emails
+    assert message["From"].addresses[0].addr_spec == "intake@example.com"
+    assert message["Date"].datetime is not None
+    assert "ENTRANTS has 118" in _html(message)
+    # The overview shows it until it is sent.
+    page = overview.render_overview(
+        overview.build_overview(
+            tmp_path,
+            end_day=dt.date(2026, 11, 25),
+            undelivered=alerts_outbox.count_pending(tmp_path),
+        )
+    )
+    assert "1 alerte non envoyée" in page
+
+    # A second alert while still down waits beside the first.
+    notifier(_task_context(task_id="copy_recordings", exception=errors.TransferError("lost")))
+    assert len(alerts_outbox.pending(tmp_path)) == 2
+    page = overview.render_overview(
+        overview.build_overview(
+            tmp_path,
+            end_day=dt.date(2026, 11, 25),
+            undelivered=alerts_outbox.count_pending(tmp_path),
+        )
+    )
+    assert "2 alertes non envoyées" in page
+
+    # The server comes back: the next notifier run sends the waiting alerts, oldest first,
+    # then its own, and the outbox is empty.
+    handler = _Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        notifier(_task_context(task_id="fetch_report", exception=errors.ReportError("absent")))
+    finally:
+        controller.stop()
+    subjects = [m["Subject"] for m in handler.messages()]
+    assert subjects == [
+        "[intake][acme_abidjan][2026-11-25] écart entre enregistrements et rapport",
+        "[intake][acme_abidjan][2026-11-25] échec de la copie des enregistrements",
+        "[intake][acme_abidjan][2026-11-25] rapport de fin de journée absent ou illisible",
+    ]
+    assert all(env.rcpt_tos == cfg.alert_emails for env in handler.envelopes)
+    assert "ENTRANTS has 118" in _html(handler.messages()[0])
+    assert alerts_outbox.pending(tmp_path) == []
+    page = overview.render_overview(
+        overview.build_overview(
+            tmp_path,
+            end_day=dt.date(2026, 11, 25),
+            undelivered=alerts_outbox.count_pending(tmp_path),
+        )
+    )
+    assert "non envoyée" not in page
+
+
+class _PickySink(_Sink):
+    """A sink that refuses one address, as a real server refuses an unknown mailbox."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("gone@"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_item14_a_waiting_alert_the_server_refuses_stays_and_does_not_block_the_others(
+    cfg, monkeypatch, tmp_path, caplog
+):
+    from include.cc_intake import alerts_outbox
+
+    port = _free_port()
+    _smtp_env(monkeypatch, port)
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
+    at = dt.datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    refused, good = (
+        alerts_outbox.write_undelivered(
+            tmp_path,
+            to=[to],
+            subject=f"[intake][acme_abidjan][2026-11-25] alerte {n}",
+            body_html=f"<p>{n}</p>",
+            sender="intake@example.com",
+            dag_id="ingest_acme_abidjan",
+            day="2026-11-25",
+            at=at + dt.timedelta(seconds=n),
+        )
+        for n, to in enumerate(["gone@example.com", "ops@example.com"])
+    )
+    handler = _PickySink()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        notify.IntakeFailureNotifier.for_provider(cfg)(
+            _task_context(task_id="fetch_report", exception=errors.ReportError("absent"))
+        )
+    finally:
+        controller.stop()
+
+    assert [m["Subject"] for m in handler.messages()] == [
+        "[intake][acme_abidjan][2026-11-25] alerte 1",
+        "[intake][acme_abidjan][2026-11-25] rapport de fin de journée absent ou illisible",
+    ]
+    assert alerts_outbox.pending(tmp_path) == [refused] and not good.exists()
+    assert any(r.levelname == "ERROR" and refused.name in r.getMessage() for r in caplog.records)
+
+
+def test_item14_deadline_alert_kept_when_smtp_is_down_then_sent(cfg, monkeypatch, tmp_path):
+    from include.cc_intake import alerts_outbox
+
+    port = _free_port()
+    _smtp_env(monkeypatch, port)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
+    kwargs = notify.deadline_callback_kwargs(cfg)
+
+    outcome = asyncio.run(notify.deadline_missed_callback(**kwargs, context=_deadline_context()))
+
+    (kept,) = alerts_outbox.pending(tmp_path)
+    assert outcome == f"undelivered: kept in {kept}"
+    assert kept.stat().st_mode & 0o777 == 0o640
+    assert alerts_outbox.parse_eml(kept.read_bytes()).subject == (
+        "[intake][acme_abidjan][2026-11-25] délai de livraison dépassé"
+    )
+
+    handler = _Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        outcome = asyncio.run(
+            notify.deadline_missed_callback(**kwargs, context=_deadline_context())
+        )
+    finally:
+        controller.stop()
+    assert outcome.startswith("sent: ")
+    assert [m["Subject"] for m in handler.messages()] == [
+        "[intake][acme_abidjan][2026-11-25] délai de livraison dépassé"
+    ] * 2
+    assert alerts_outbox.pending(tmp_path) == []
 
 
 def test_deadline_callback_sends_for_a_late_scheduled_run(sink, cfg):
@@ -433,3 +632,73 @@ def test_day_of_run():
         )
         == "hier"
     )
+
+
+def test_item15_config_error_mail_for_a_crlf_target_date_is_well_formed(sink, cfg):
+    hostile = "2026-11-25\r\nBcc: intrus@example.com"
+    with pytest.raises(errors.ConfigError) as raised:  # what the task raised for this run
+        processed_day(tz=cfg.timezone, logical_date=None, conf={"target_date": hostile})
+    context = _task_context(
+        task_id="wait_for_recordings",
+        exception=raised.value,
+        run_type="manual",
+        conf={"target_date": hostile},
+        try_number=1,
+    )
+
+    notify.IntakeFailureNotifier.for_provider(cfg)(context)
+
+    (message,) = sink.messages()
+    assert sink.envelopes[0].rcpt_tos == ["ops@example.com", "qualite@example.com"]
+    assert message.defects == [] and message["Bcc"] is None
+    assert message["Subject"] == (
+        "[intake][acme_abidjan][2026-11-25 Bcc: intrus@example.com] "
+        "configuration du prestataire invalide"
+    )
+    raw = sink.envelopes[0].original_content
+    headers = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert [line for line in headers.splitlines() if line.lower().startswith("bcc")] == []
+    assert "is not a day: expected YYYY-MM-DD" in _html(message)
+
+
+def test_item18_failure_mail_of_a_host_key_error_says_no_retry(sink, cfg):
+    error = errors.HostKeyError(
+        "acme_abidjan 2026-11-25: the SFTP server of connection 'sftp_acme' presented a host "
+        "key that is not trusted"
+    )
+    notify.IntakeFailureNotifier.for_provider(cfg)(
+        _task_context(task_id="wait_for_recordings", exception=error, try_number=1)
+    )
+
+    (message,) = sink.messages()
+    assert message["Subject"] == "[intake][acme_abidjan][2026-11-25] clé d'hôte SSH refusée"
+    body = _html(message)
+    assert "Aucune nouvelle tentative automatique" in body
+    assert "wait_for_recordings (tentative 1)" in body
+
+
+@pytest.mark.parametrize(
+    ("exception", "final"),
+    [
+        (errors.HostKeyError("x"), True),
+        (errors.ConfigError("x"), True),
+        (errors.UnsafePathError("x"), True),
+        (errors.TransferError("x"), False),
+        (errors.RemoteError("x"), False),
+        (RuntimeError("x"), False),
+    ],
+)
+def test_item18_retry_policy_fails_at_once_only_what_a_retry_cannot_fix(exception, final):
+    from airflow.sdk import RetryAction
+
+    from include.cc_intake.airflow.tasks import NoRetryWhenRetryCannotHelp
+
+    decision = NoRetryWhenRetryCannotHelp().evaluate(exception, try_number=1, max_tries=3)
+    assert (decision.action is RetryAction.FAIL) is final
+    email = notify.failure_email(
+        provider_id="acme_abidjan",
+        provider_name="ACME Abidjan",
+        timezone="Africa/Abidjan",
+        context=_task_context(task_id="copy_recordings", exception=exception, try_number=1),
+    )
+    assert ("Aucune nouvelle tentative automatique" in email.body_text) is final

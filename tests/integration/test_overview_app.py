@@ -175,3 +175,81 @@ def test_plugin_is_registered_with_its_menu_entry(client, api):
         "cc-intake-overview",
         "cc-intake/",
     )
+
+
+def test_item13_and_14_config_error_row_and_undelivered_banner_through_the_plugin(
+    client, api, tmp_path
+):
+    """The real page: a DAG tagged config-error marks its row; waiting .eml files the banner."""
+    from airflow.models.dag import DagModel, DagTag
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    from include.cc_intake import alerts_outbox
+    from include.cc_intake.constants import TAG_CONFIG_ERROR
+
+    with create_session() as session:
+        if session.get(DagBundleModel, "dags-folder") is None:
+            session.add(DagBundleModel(name="dags-folder"))
+            session.flush()
+        session.add(DagModel(dag_id="ingest_brokenco", bundle_name="dags-folder", is_stale=False))
+        session.flush()
+        session.add(DagTag(name=TAG_CONFIG_ERROR, dag_id="ingest_brokenco"))
+    kept = [
+        alerts_outbox.write_undelivered(
+            api.data_root,
+            to=["ops@example.com"],
+            subject=f"[intake][acme_abidjan][{DEMO_END}] délai de livraison dépassé",
+            body_html="<p>late</p>",
+            sender="intake@example.com",
+            dag_id="ingest_acme_abidjan",
+            day=DEMO_END,
+            at=dt.datetime(2026, 11, 26, 7, n, tzinfo=dt.UTC),
+        )
+        for n in range(2)
+    ]
+    try:
+        response = client.get(PAGE, headers={"Authorization": f"Bearer {api.mint_token()}"})
+    finally:  # the DB and the data root are shared with the other tests of the module
+        with create_session() as session:
+            session.execute(delete(DagTag).where(DagTag.dag_id == "ingest_brokenco"))
+            session.execute(delete(DagModel).where(DagModel.dag_id == "ingest_brokenco"))
+        for path in kept:
+            path.unlink()
+    assert response.status_code == 200
+    page = response.text
+    row = page[page.index('data-provider="brokenco"') :].split("</tr>")[0]
+    assert "data-config-error" in row and "configuration invalide" in row
+    healthy = page[page.index('data-provider="acme_abidjan"') :].split("</tr>")[0]
+    assert "configuration invalide" not in healthy
+    assert "2 alertes non envoyées" in page
+
+
+def _csp(header: str) -> dict[str, list[str]]:
+    directives = (part.split() for part in header.split(";") if part.strip())
+    return {name: values for name, *values in directives}
+
+
+def test_item17_proof_page_is_served_with_a_csp_that_runs_no_script(client, api, tmp_path):
+    from include.cc_intake.quality import write_proof
+    from tests.unit.test_quality import _digital, _records
+
+    day = "2026-01-02"  # outside the demo's thirty days
+    write_proof(
+        api.data_root / "quality" / "acme_abidjan" / day, "digital", _digital(tmp_path, _records())
+    )
+    client.cookies.set("_token", login(client, api))
+
+    response = client.get(f"/cc-intake/quality/acme_abidjan/{day}/digital.html")
+
+    assert response.status_code == 200
+    policy = _csp(response.headers["content-security-policy"])
+    assert policy["default-src"] == ["'none'"]
+    assert policy.get("script-src", ["'none'"]) == ["'none'"]
+    assert [name for name, values in policy.items() if "'unsafe-inline'" in values] == ["style-src"]
+    assert policy["frame-ancestors"] == ["'self'"]
+    assert "<script" not in response.text  # nothing for a script-src to allow
+    # The page says the same when opened from the file share, outside the plugin.
+    meta = response.text.split('http-equiv="Content-Security-Policy" content="')[1].split('"')[0]
+    assert _csp(meta) == {k: v for k, v in policy.items() if k != "frame-ancestors"}

@@ -276,3 +276,28 @@ def test_links_in_the_ui_frame_open_airflow_pages_in_the_ui(served: Served, tmp_
     finally:
         browser.terminate()
         browser.wait(timeout=10)
+
+
+def test_item17_no_inline_script_runs_in_a_served_proof_page(
+    served: Served,
+    airflow_api: AirflowApi,  # noqa: F811
+    tmp_path: Path,
+):
+    """Were a script ever to slip into a proof page, the served page's CSP stops it."""
+    folder = airflow_api.data_root / "quality" / "acme_abidjan" / "2020-01-01"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recordings.html").write_text(
+        "<!DOCTYPE html><html><head><title>Preuve</title></head>"
+        "<body onload=\"document.body.dataset.onload='ran'\"><p id='probe'>intact</p>"
+        "<script>document.getElementById('probe').textContent='script ran'</script>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    path = "/cc-intake/quality/acme_abidjan/2020-01-01/recordings.html"
+
+    result = chromium("--dump-dom", served.login_url(path), profile=tmp_path / "profile")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '<p id="probe">intact</p>' in result.stdout, result.stdout[:2000]
+    assert "script ran" not in result.stdout.split("</script>")[-1]
+    assert 'data-onload="ran"' not in result.stdout

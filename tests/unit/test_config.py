@@ -12,6 +12,7 @@ from include.cc_intake.config import (
     parse_bandwidth,
     parse_duration,
     parse_provider,
+    split_emails,
 )
 from include.cc_intake.errors import ConfigError
 from tests.helpers import provider, provider_dict
@@ -131,6 +132,84 @@ def test_load_providers_keeps_the_good_ones(tmp_path: Path) -> None:
     assert "not valid YAML" in bad[1].error
 
 
+def test_item13_broken_file_keeps_its_readable_schedule_zone_and_recipients(
+    tmp_path: Path,
+) -> None:
+    data = provider_dict(id="bad_one", name="Bad One", schedule="15 3 * * *")
+    data["timezone"] = "Africa/Douala"
+    data["alert_emails"] = ["lead@example.com", "not an address", "qa@example.com"]
+    data["deadline"] = "25:00"  # the field that breaks the file
+    (tmp_path / "bad_one.yaml").write_text(yaml.safe_dump(data))
+
+    _, (bad,) = load_providers(tmp_path)
+
+    assert "deadline" in bad.error
+    assert bad.dag_id == "ingest_bad_one"
+    assert bad.name == "Bad One"
+    assert (bad.schedule, bad.timezone) == ("15 3 * * *", "Africa/Douala")
+    # Each field is checked on its own: a bad address does not lose the good ones.
+    assert bad.alert_emails == ("lead@example.com", "qa@example.com")
+
+
+@pytest.mark.parametrize(
+    ("changes", "schedule", "timezone", "emails"),
+    [
+        # A bad zone does not lose the schedule, and the other way round.
+        ({"timezone": "Mars/Olympus"}, "30 2 * * *", "UTC", ("ops@example.com",)),
+        ({"schedule": "@hourly"}, "0 6 * * *", "Africa/Abidjan", ("ops@example.com",)),
+        ({"schedule": 230, "timezone": 1}, "0 6 * * *", "UTC", ("ops@example.com",)),
+        # One address written as a string still counts; no valid address means none.
+        (
+            {"alert_emails": "lead@example.com"},
+            "30 2 * * *",
+            "Africa/Abidjan",
+            ("lead@example.com",),
+        ),
+        ({"alert_emails": ["nobody"]}, "30 2 * * *", "Africa/Abidjan", ()),
+        ({"alert_emails": None}, "30 2 * * *", "Africa/Abidjan", ()),
+    ],
+)
+def test_item13_each_salvaged_field_is_validated_on_its_own(
+    tmp_path: Path, changes: dict, schedule: str, timezone: str, emails: tuple
+) -> None:
+    data = provider_dict(id="bad_one", **changes)
+    (tmp_path / "bad_one.yaml").write_text(yaml.safe_dump(data))
+
+    _, (bad,) = load_providers(tmp_path)
+
+    assert (bad.schedule, bad.timezone, bad.alert_emails) == (schedule, timezone, emails)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"id: [unclosed\n", b"- just\n- a list\n", b"", b"id: caf\xe9\n"],
+    ids=["not-yaml", "not-a-mapping", "empty", "not-utf8"],
+)
+def test_item13_unreadable_file_gets_daily_0600_utc_and_no_recipients(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "Weird-Name.yaml").write_bytes(content)
+
+    good, (bad,) = load_providers(tmp_path)
+
+    assert good == []
+    assert bad.dag_id == "ingest_weird_name"  # the file's stem when no id can be read
+    assert (bad.schedule, bad.timezone, bad.alert_emails, bad.name) == (
+        "0 6 * * *",
+        "UTC",
+        (),
+        None,
+    )
+
+
+def test_item13_split_emails() -> None:
+    assert split_emails(" a@example.com, ,b@example.com;a@example.com , nope ") == (
+        ["a@example.com", "b@example.com"],
+        ["nope"],
+    )
+    assert split_emails("") == ([], [])
+
+
 def test_id_must_match_file_name(tmp_path: Path) -> None:
     path = tmp_path / "other.yaml"
     path.write_text(yaml.safe_dump(provider_dict()))
@@ -147,4 +226,59 @@ def test_poll_interval_defaults_to_two_minutes_and_refuses_zero() -> None:
     )
     data["recordings"]["poll_interval"] = "0"
     with pytest.raises(ConfigError, match=r"recordings.poll_interval: poll_interval must be"):
+        parse_provider(data, source=Path("x.yaml"))
+
+
+# --- items 5, 7 (issue #10: the YAML cannot make the proof lie)
+
+
+@pytest.mark.parametrize("group", ["direction", "status", "sha256", "audio_ok", "endpoint"])
+def test_item5_pattern_group_named_like_a_manifest_column_is_refused(group: str) -> None:
+    data = provider_dict()
+    data["recordings"]["filename_pattern"] = (
+        rf"^(?P<date>\d{{8}})_(?P<{group}>[A-Za-z0-9]+)_(?P<call_id>[^_.]+)\.wav$"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_provider(data, source=Path("include/providers/acme.yaml"))
+    message = str(info.value)
+    assert "include/providers/acme.yaml" in message
+    assert "recordings.filename_pattern:" in message
+    assert f"'{group}'" in message
+    # The reserved names are listed, so the fix is obvious from the e-mail or the DAG's doc.
+    for reserved in ("direction", "file_name", "status", "reason", "codec", "endpoint"):
+        assert reserved in message
+
+
+def test_item5_reserved_names_are_every_manifest_column() -> None:
+    from include.cc_intake.constants import MANIFEST_ADDED_COLUMNS, RESERVED_GROUP_NAMES
+    from include.cc_intake.manifest import LEADING_COLUMNS
+
+    assert set(RESERVED_GROUP_NAMES) == {*LEADING_COLUMNS, *MANIFEST_ADDED_COLUMNS}
+    assert MANIFEST_ADDED_COLUMNS == ("codec", "duration_s", "audio_ok", "endpoint")
+    # The pattern's own columns stay free: date and call_id are required groups.
+    assert not {"date", "call_id", "agent", "time"} & set(RESERVED_GROUP_NAMES)
+
+
+def test_item7_report_path_without_the_day_needs_a_date_column() -> None:
+    data = provider_dict()
+    data["daily_report"]["path"] = "/exports/reports/calls.csv"
+    with pytest.raises(ConfigError) as info:
+        parse_provider(data, source=Path("include/providers/acme.yaml"))
+    message = str(info.value)
+    assert "include/providers/acme.yaml" in message
+    assert "daily_report:" in message
+    assert "'/exports/reports/calls.csv' has no {date…}" in message
+    assert "date_column" in message
+
+    data["daily_report"]["date_column"] = "jour"
+    cfg = parse_provider(data, source=Path("include/providers/acme.yaml"))
+    assert cfg.daily_report.date_column == "jour"
+
+
+def test_item7_detail_report_without_the_day_is_refused_too() -> None:
+    data = provider_dict()
+    data["daily_report"].update(
+        path="/RAPPORTS/rapport.csv", kind="detail", count_column=None, call_id_column="id"
+    )
+    with pytest.raises(ConfigError, match=r"daily_report: .*no date_column"):
         parse_provider(data, source=Path("x.yaml"))

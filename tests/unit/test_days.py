@@ -64,3 +64,24 @@ def test_backfill_window_maps_processed_days() -> None:
     assert last.isoformat() == "2026-11-04T03:00:00+01:00"
     with pytest.raises(ConfigError, match="empty"):
         backfill_window(dt.date(2026, 11, 3), dt.date(2026, 11, 1), schedule="0 3 * * *", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-25\r\nBcc: intrus@example.com",
+        "2026-11-25\n",
+        " 2026-11-25",
+        "20261125",
+        "2026-W48-3",
+        "2026-11-25T00:00",
+        "٢٠٢٦-١١-٢٥",  # Arabic-Indic digits: digits for \d, not for a folder name
+    ],
+)
+def test_item15_processed_day_refuses_a_target_date_that_is_not_exactly_yyyy_mm_dd(
+    value: str,
+) -> None:
+    moment = dt.datetime(2026, 11, 26, 2, 30, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="expected YYYY-MM-DD") as info:
+        processed_day(tz="UTC", logical_date=moment, conf={"target_date": value})
+    assert "\r" not in str(info.value) and "\n" not in str(info.value)

@@ -8,11 +8,15 @@ from pathlib import Path
 
 from include.cc_intake.manifest import (
     LEADING_COLUMNS,
+    RECEIVED,
     ManifestRow,
     can_skip,
+    held_index,
+    is_received,
     iso_utc,
     landed_index,
     read_manifest,
+    still_held,
     write_manifest,
 )
 
@@ -84,3 +88,55 @@ def test_can_skip_requires_same_remote_version_and_landed_file(tmp_path: Path) -
 
 def test_rejected_rows_are_not_landed() -> None:
     assert landed_index([row("z.txt", "rejected")]) == {}
+
+
+# --- issue #10, items 1 and 3: kept and failed rows
+
+
+def test_item1_kept_rows_are_received_skippable_and_keep_their_proof(tmp_path: Path) -> None:
+    copied = row("a.wav")
+    kept = copied.as_kept()
+    assert (kept.status, kept.reason) == ("kept", "gone_from_remote")
+    assert (kept.sha256, kept.copied_at, kept.size_bytes) == (
+        copied.sha256,
+        copied.copied_at,
+        copied.size_bytes,
+    )
+    assert kept.landed and is_received("kept")
+    assert {"copied", "skipped_identical", "kept"} == RECEIVED
+    landed = tmp_path / "a.wav"
+    landed.write_bytes(b"x" * 10)
+    # Back on the server, unchanged: skipped like any received file.
+    previous = landed_index([kept])[("ENTRANTS", "a.wav")]
+    assert can_skip(previous, size=10, remote_mtime=kept.remote_mtime, landed=landed)
+    path = tmp_path / "m.csv"
+    write_manifest(path, [kept], group_names=["call_id"], token="t", root=tmp_path)
+    assert read_manifest(path, ["call_id", "date"]) == [kept]
+
+
+def test_item1_still_held_needs_the_proof_and_the_whole_file(tmp_path: Path) -> None:
+    landed = tmp_path / "a.wav"
+    landed.write_bytes(b"x" * 10)
+    assert still_held(row("a.wav"), landed)
+    assert not still_held(row("a.wav", sha256=""), landed)  # no proof: nothing to keep
+    assert not still_held(row("z.txt", "rejected"), landed)
+    assert not still_held(None, landed)
+    landed.write_bytes(b"x" * 9)  # truncated here: not held whole
+    assert not still_held(row("a.wav"), landed)
+    landed.unlink()
+    assert not still_held(row("a.wav"), landed)
+
+
+def test_item3_failed_rows_are_never_received_or_skipped(tmp_path: Path) -> None:
+    landed = tmp_path / "a.wav"
+    landed.write_bytes(b"x" * 10)
+    fresh = row("a.wav", "failed", sha256="", copied_at="", reason="OSError: disk full")
+    over_earlier_copy = row("a.wav", "failed", reason="OSError: disk full (holding …)")
+    for failed in (fresh, over_earlier_copy):
+        assert not failed.landed and not is_received(failed.status)
+        assert landed_index([failed]) == {}
+        assert not can_skip(failed, size=10, remote_mtime=failed.remote_mtime, landed=landed)
+    # The earlier copy's proof survives the failed re-copy, for a later run to keep.
+    assert held_index([fresh]) == {}
+    assert held_index([over_earlier_copy]) == {("ENTRANTS", "a.wav"): over_earlier_copy}
+    assert still_held(over_earlier_copy, landed)

@@ -429,3 +429,50 @@ def test_item18_a_malformed_page_email_says_it_is_not_retried():
     assert "page complète mais illisible" in text
     assert "n'est pas relancée automatiquement" in text
     assert "essais : 3" in email.body_text and "page   : 2" in email.body_text
+
+
+def test_item15_a_subject_never_carries_a_line_break():
+    hostile = "2026-11-25\r\nBcc: intrus@example.com\u2028X"
+    emails = [
+        messages.config_error(_failure(day=hostile, error="target_date is not a day")),
+        messages.copy_failed(_failure(day=hostile, task_id="copy\r\nX", error="x")),
+        messages.deadline_missed(
+            provider_id="acme\nabidjan",
+            provider_name="ACME",
+            day=hostile,
+            run_link=RUN_LINK,
+            deadline="07:00",
+            timezone="Africa/Abidjan",
+        ),
+    ]
+    for email in emails:
+        assert not any(c in email.subject for c in "\r\n\u2028\x85"), repr(email.subject)
+    assert emails[0].subject == (
+        "[intake][acme_abidjan][2026-11-25 Bcc: intrus@example.com X] "
+        "configuration du prestataire invalide"
+    )
+
+
+def test_item18_host_key_email_says_no_automatic_retry_and_what_to_do():
+    email = messages.copy_failed(
+        _failure(
+            task_id="wait_for_recordings",
+            error="HostKeyError: acme_abidjan 2026-11-25: ... connection 'sftp_acme' ...",
+            try_number=1,
+        ),
+        host_key=True,
+    )
+
+    text = email.body_text
+    assert email.subject.endswith("clé d'hôte SSH refusée")
+    assert "Aucune nouvelle tentative automatique" in text
+    assert "make check PROVIDER=acme_abidjan DATE=2026-11-25" in text
+    assert "Ne jamais désactiver la vérification." in text
+    assert "host_key" in text and "Relancer la journée" in text
+
+
+def test_item18_an_error_no_retry_can_fix_says_so_in_any_email():
+    final = messages.copy_failed(_failure(task_id="copy_recordings", error="x", no_retry=True))
+    retried = messages.copy_failed(_failure(task_id="copy_recordings", error="x", try_number=4))
+    assert "Aucune nouvelle tentative automatique" in final.body_text
+    assert "Aucune nouvelle tentative automatique" not in retried.body_text

@@ -247,3 +247,72 @@ def test_resolve_quality_file_refuses_a_symlink_out_of_quality(root, tmp_path_fa
     (folder / "leak.json").symlink_to(outside)
     with pytest.raises(UnsafePathError, match="outside"):
         overview.resolve_quality_file(root, f"acme/{END}/leak.json")
+
+
+def test_item1_kept_and_failed_counts_reach_the_cell(root):
+    day = END - dt.timedelta(days=4)
+    write_summary(root, "acme", day, status="amber", kept=7, failed=2)
+    cell = overview.read_day(root, "acme", day)
+    assert (cell.kept, cell.failed) == (7, 2)
+    cells = parse(overview.render_overview(overview.build_overview(root, end_day=END)))
+    title = cells.cells[("acme", day.isoformat())]["title"]
+    assert "Dont conservés ici, plus sur le serveur : 7" in title
+    assert "Copies en échec : 2" in title
+    plain = cells.cells[("acme", END.isoformat())]["title"]
+    assert "conservés" not in plain and "échec" not in plain
+
+
+def test_item13_config_error_day_and_row_show_configuration_invalide(root):
+    from include.cc_intake.quality import write_config_error_summary
+
+    write_config_error_summary(
+        root / "quality" / "acme" / END.isoformat(), provider="acme", day=END
+    )  # keeps acme's earlier green verdict of END: the day was proved before the file broke
+    day = END + dt.timedelta(days=1)
+    write_config_error_summary(
+        root / "quality" / "acme" / day.isoformat(), provider="acme", day=day
+    )
+
+    grid = overview.build_overview(root, end_day=day)
+    acme, globex = grid.rows
+    assert [c.status for c in acme.cells[:2]] == ["config_error", "green"]
+    assert acme.config_error and not globex.config_error
+    page = overview.render_overview(grid)
+    cells = parse(page)
+    assert cells.cells[("acme", day.isoformat())]["status"] == "config_error"
+    assert cells.cells[("acme", day.isoformat())]["class"] == "cell config_error"
+    cell = page[page.index(f'data-day="{day.isoformat()}"') :].split("</td>")[0]
+    assert "acme — " + day.isoformat() + " : configuration invalide" in cell
+    row = page[page.index('data-provider="acme"') :].split("</tr>")[0]
+    assert "data-config-error" in row and 'class="badge"' in row
+    assert "configuration invalide" in row
+    assert "data-config-error" not in page[page.index('data-provider="globex"') :]
+
+
+def test_item13_airflow_says_which_rows_are_config_errors(root):
+    # The placeholder DAG exists (tag config-error) before its first run writes a summary...
+    grid = overview.build_overview(root, end_day=END, config_errors={"newco"}, discover=True)
+    assert [(r.provider, r.config_error) for r in grid.rows] == [
+        ("acme", False),
+        ("globex", False),
+        ("newco", True),
+    ]
+    # ...and once the file is fixed the row is no longer flagged, whatever old days say.
+    day = END + dt.timedelta(days=1)
+    folder = root / "quality" / "globex" / day.isoformat()
+    from include.cc_intake.quality import write_config_error_summary
+
+    write_config_error_summary(folder, provider="globex", day=day)
+    grid = overview.build_overview(root, end_day=day, config_errors=set())
+    assert not any(r.config_error for r in grid.rows)
+    assert grid.rows[1].cells[0].status == "config_error"
+
+
+@pytest.mark.parametrize(
+    ("count", "text"), [(1, "1 alerte non envoyée"), (3, "3 alertes non envoyées")]
+)
+def test_item14_banner_counts_undelivered_alerts(root, count, text):
+    page = overview.render_overview(overview.build_overview(root, end_day=END, undelivered=count))
+    assert text in page
+    assert f'data-undelivered="{count}"' in page
+    assert "non envoyée" not in overview.render_overview(overview.build_overview(root, end_day=END))

@@ -856,3 +856,55 @@ def test_item11_conflicting_crm_ids_are_counted_in_the_proof_and_turn_the_day_am
 
     clean = validate_digital(_jsonl(tmp_path, _records()), 10, _cfg(digital=DIGITAL), DAY)
     assert clean["checks"]["conflicting_ids"] == 0 and verdict(clean) == "green"
+
+
+# --- issue #10, items 1 and 3: kept and failed rows in the reconciliation, proof and summary
+
+
+def test_item1_kept_rows_count_as_received_and_are_listed_as_held(tmp_path: Path) -> None:
+    rows = _day_rows()
+    rows[0].update(status="kept", reason="gone_from_remote", copied_at="2026-11-21T02:31:00Z")
+    rows[3].update(status="kept", reason="gone_from_remote")
+    rec = reconcile(rows, _summary(), _cfg(), DAY)
+    assert rec.ok and rec.warnings == ()
+    assert [(d.direction, d.got) for d in rec.directions] == [("ENTRANTS", 3), ("SORTANTS", 2)]
+    assert [(e.file_name, e.detail) for e in rec.kept] == [
+        (rows[0]["file_name"], "2026-11-21T02:31:00Z"),
+        (rows[3]["file_name"], "2026-11-21T02:31:00Z"),
+    ]
+
+    quality = tmp_path / "q"
+    recordings = _validate(tmp_path, rows, _summary())
+    assert recordings["success"]
+    _, page = write_proof(quality, "recordings", recordings)
+    html = page.read_text(encoding="utf-8")
+    assert 'id="kept">Conservés ici, plus sur le serveur (2)' in html
+    assert f"<code>{rows[0]['file_name']}</code> (ENTRANTS) — copié le 2026-11-21T02:31:00Z" in html
+    summary = json.loads(
+        write_summary(quality, provider="acme_abidjan", day=DAY, recordings=recordings).read_text()
+    )
+    assert summary["recordings"]["ENTRANTS"] == {"expected": 3, "got": 3}
+    assert (summary["kept"], summary["status"]) == (2, "green")
+    assert "failed" not in summary
+
+
+def test_item3_failed_rows_are_not_received_and_warn(tmp_path: Path) -> None:
+    rows = _day_rows()
+    rows[2].update(status="failed", reason="OSError: [Errno 28] No space left", sha256="")
+    rec = reconcile(rows, _summary(), _cfg(1), DAY)
+    assert rec.direction("ENTRANTS").got == 2
+    assert [e.file_name for e in rec.failed] == [rows[2]["file_name"]]
+    assert any(
+        "1 recording(s) whose copy failed" in w and "No space left" in w for w in rec.warnings
+    )
+    assert not any("unknown status" in w for w in rec.warnings)
+
+    quality = tmp_path / "q"
+    recordings = _validate(tmp_path, rows, _summary(), _cfg(1))
+    _, page = write_proof(quality, "recordings", recordings)
+    assert 'id="failed">Copies en échec (1)' in page.read_text(encoding="utf-8")
+    summary = json.loads(
+        write_summary(quality, provider="acme_abidjan", day=DAY, recordings=recordings).read_text()
+    )
+    # Within the tolerance, but a copy failed: never green.
+    assert (summary["failed"], summary["status"]) == (1, "amber")

@@ -34,7 +34,7 @@ from include.cc_intake.config import ProviderConfig, load_provider
 from include.cc_intake.days import parse_day, processed_day
 from include.cc_intake.errors import ConfigError, HostKeyError, RemoteError, ReportError
 from include.cc_intake.messages import mask_phone, sanitize
-from include.cc_intake.naming import render_folder
+from include.cc_intake.naming import escape_unsafe, render_folder
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -54,7 +54,6 @@ CRM_MAX_WAIT_S = 10.0
 """A check should answer in seconds: Retry-After and back-off waits are capped to this."""
 MAX_NAMES_SHOWN = 10
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _AUTH_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|session", re.IGNORECASE)
 
 REASONS = {
@@ -63,7 +62,8 @@ REASONS = {
     "empty": "fichier vide / empty file",
     "not_regular_file": "pas un fichier (dossier, lien) / not a regular file",
     "unsafe_name": "nom dangereux / unsafe name",
-    "duplicate_name": "nom en double (casse) / duplicate name (case)",
+    "name_too_long": "nom trop long pour le disque / name too long for the local disk",
+    "duplicate_name": "nom en double (casse, Unicode) / duplicate name (case, Unicode)",
 }
 
 
@@ -224,8 +224,9 @@ def _get_connection(conn_id: str) -> Connection:
 
 
 def _printable(name: str) -> str:
-    """A remote name fit for a terminal: control characters escaped, phone numbers masked."""
-    return mask_phone(_CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", name))
+    """A remote name fit for a terminal: control and bidi-override characters escaped, phone
+    numbers masked."""
+    return mask_phone(escape_unsafe(name))
 
 
 def _fingerprint_of(line: str) -> str:

@@ -3,7 +3,12 @@
 YAML carries the parameters, this module carries the graph:
 
     wait_for_recordings >> copy_recordings >> fetch_report >> validate_recordings
+    wait_for_recordings >> recordings_on_time
     export_digital >> validate_digital            (providers with a `digital` section)
+
+The copy runs once the wait is over, whatever its outcome (trigger rule ``all_done``): at
+``wait_timeout`` the wait fails with its e-mail, and what did arrive still lands and is
+reconciled. ``recordings_on_time`` is the leaf that keeps such a run failed.
 
 Parsing stays cheap: nothing here touches the network, the database or a Variable.
 """
@@ -14,17 +19,24 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule
 
 from include.cc_intake import constants as C
 from include.cc_intake.airflow.tasks import (
     ConfigErrorOperator,
     CopyRecordingsOperator,
     FetchReportOperator,
+    NoRetryWhenRetryCannotHelp,
     ValidateRecordingsOperator,
     WaitForRecordingsSensor,
 )
-from include.cc_intake.config import BrokenProvider, ProviderConfig, load_providers
+from include.cc_intake.config import (
+    BrokenProvider,
+    ProviderConfig,
+    broken_provider,
+    load_providers,
+)
 from include.cc_intake.docs import provider_doc_md
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -59,6 +71,8 @@ def default_args(cfg: ProviderConfig) -> dict[str, object]:
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
+        # A wrong host key, a config error, an unsafe path: fail at once, retries cannot help.
+        "retry_policy": NoRetryWhenRetryCannotHelp(),
         "on_failure_callback": [notifier],
     }
 
@@ -89,9 +103,13 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
                 type="boolean",
                 description="Let a CRM export with fewer interactions replace the landed one",
             ),
+            # `format: date` is checked (Airflow validates with a jsonschema FormatChecker)
+            # when the run is created: a trigger with anything but YYYY-MM-DD is refused
+            # before any task runs, and never reaches a path or a mail header.
             "target_date": Param(
                 None,
                 type=["null", "string"],
+                format="date",
                 description="Processed day YYYY-MM-DD to (re)process instead of J-1",
             ),
         },
@@ -99,10 +117,22 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
     ) as dag:
         # One copy step per provider at a time keeps its bandwidth cap honest across runs.
         wait = WaitForRecordingsSensor(task_id=C.TASK_WAIT, provider=cfg)
-        copy = CopyRecordingsOperator(task_id=C.TASK_COPY, provider=cfg, max_active_tis_per_dag=1)
+        # all_done: a wait that gave up (wait_timeout) must not cost us the files that did
+        # arrive; they land and the reconciliation names the gap (PRODUCT.md §8.1). After a
+        # wait that failed otherwise (host key, no report) the next steps fail on their own.
+        copy = CopyRecordingsOperator(
+            task_id=C.TASK_COPY,
+            provider=cfg,
+            max_active_tis_per_dag=1,
+            trigger_rule=TriggerRule.ALL_DONE,
+        )
         report = FetchReportOperator(task_id=C.TASK_REPORT, provider=cfg, max_active_tis_per_dag=1)
         validate = ValidateRecordingsOperator(task_id=C.TASK_VALIDATE, provider=cfg)
         wait >> copy >> report >> validate
+        # A run's state is its leaves' state: without this leaf, a run whose wait gave up but
+        # whose late files reconciled would end green after a "not available" e-mail. It is
+        # upstream_failed then (no e-mail of its own), and succeeds at once otherwise.
+        wait >> EmptyOperator(task_id=C.TASK_ON_TIME)
         if cfg.digital is not None:
             from include.cc_intake.airflow.tasks import (
                 ExportDigitalOperator,
@@ -114,20 +144,61 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
     return dag
 
 
+def config_error_doc_md(broken: BrokenProvider) -> str:
+    """The placeholder's Docs tab: the error, when it runs and who is told."""
+    recipients = (
+        ", ".join(broken.alert_emails)
+        if broken.alert_emails
+        else "the operations list (`CC_INTAKE_OPS_EMAILS`), since `alert_emails` cannot be read"
+    )
+    return (
+        f"# Configuration error\n\n```\n{broken.error}\n```\n\n"
+        f"Fix `{broken.path.name}`. Until then this placeholder runs daily "
+        f"(`{broken.schedule}`, {broken.timezone}), marks its day `config_error` and fails, "
+        f"and each failure is e-mailed to {recipients}. Once the file is valid the provider's "
+        "DAG comes back at the next parse; re-run the missed days with "
+        f'`airflow dags trigger {broken.dag_id} -c \'{{"target_date": "YYYY-MM-DD"}}\'`.'
+    )
+
+
 def build_config_error_dag(broken: BrokenProvider) -> DAG:
-    """A visible placeholder for a broken YAML: its only task fails with the error."""
+    """A visible placeholder for a broken YAML: its only task fails with the error, every day.
+
+    It keeps the provider's daily schedule when the file still says it (else 06:00 UTC) and has
+    the failure notifier, so a broken file is reported each day instead of silently stopping
+    the provider's intake. No retries: only fixing the file helps.
+    """
+    from include.cc_intake.airflow.notify import IntakeFailureNotifier
+
     first_line = broken.error.splitlines()[0]
+    notifier = IntakeFailureNotifier(
+        provider_id=broken.key,
+        provider_name=broken.name or broken.key,
+        timezone=broken.timezone,
+        # Empty when unreadable: the notifier then reads CC_INTAKE_OPS_EMAILS at run time.
+        alert_emails=broken.alert_emails,
+    )
     with DAG(
         dag_id=broken.dag_id,
         description=f"CONFIG ERROR: {first_line}"[:200],
-        schedule=None,
+        schedule=CronTriggerTimetable(broken.schedule, timezone=broken.timezone),
         start_date=START_DATE,
         catchup=False,
+        max_active_runs=C.MAX_ACTIVE_RUNS,
         tags=[C.TAG_INTAKE, C.TAG_CONFIG_ERROR],
-        doc_md=f"# Configuration error\n\n```\n{broken.error}\n```\n\nFix `{broken.path.name}`.",
-        default_args={"owner": C.DEFAULT_OWNER, "retries": 0},
+        doc_md=config_error_doc_md(broken),
+        default_args={
+            "owner": C.DEFAULT_OWNER,
+            "retries": 0,
+            "on_failure_callback": [notifier],
+        },
     ) as dag:
-        ConfigErrorOperator(task_id=C.TASK_CONFIG_ERROR, error=broken.error)
+        ConfigErrorOperator(
+            task_id=C.TASK_CONFIG_ERROR,
+            error=broken.error,
+            provider_id=broken.key,
+            timezone=broken.timezone,
+        )
     return dag
 
 
@@ -141,12 +212,12 @@ def build_all() -> list[DAG]:
         sandbox = folder.resolve() == sandbox_dir
         for cfg in good:
             if cfg.dag_id in seen:
+                path = folder / f"{cfg.id}.yaml"
                 broken.append(
-                    BrokenProvider(
+                    broken_provider(
+                        path,
+                        f"{path}: provider id {cfg.id!r} is defined twice",
                         key=f"{cfg.id}_duplicate",
-                        path=folder / f"{cfg.id}.yaml",
-                        error=f"{folder / (cfg.id + '.yaml')}: provider id {cfg.id!r} "
-                        "is defined twice",
                     )
                 )
                 continue

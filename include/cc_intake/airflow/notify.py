@@ -15,11 +15,15 @@ Two entry points for the DAG factory:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+import smtplib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -28,9 +32,10 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from include.cc_intake import errors, messages
+from include.cc_intake import alerts_outbox, errors, messages
+from include.cc_intake.airflow.runtime_settings import ops_emails
 from include.cc_intake.days import processed_day
-from include.cc_intake.layout import data_root
+from include.cc_intake.layout import FILE_MODE, data_root, make_dirs
 
 if TYPE_CHECKING:
     from include.cc_intake.config import ProviderConfig
@@ -39,6 +44,11 @@ log = logging.getLogger(__name__)
 
 DEADLINES_ENV = "CC_INTAKE_DEADLINES"
 DEFAULT_SMTP_CONN_ID = "smtp_default"
+# An alert is sent up to SEND_TRIES times, SEND_BACKOFF_S seconds apart, doubling (2 s, then
+# 4 s): short, since it runs in the failed task's process or in the triggerer's event loop.
+SEND_TRIES = 3
+SEND_BACKOFF_S = 2.0
+FALLBACK_SENDER = "cc-intake@localhost"
 _DEFAULT_BASE_URL = "http://localhost:8080"  # Airflow's own fallback when [api] base_url is unset
 
 # Most specific first: HostKeyError and TransferError are RemoteErrors.
@@ -129,12 +139,15 @@ def day_of_run(
             conf=merged,
         )
     except errors.ConfigError:
-        return str(merged.get("target_date") or "inconnue")
+        # Shown as given, but on one line: it ends up in the subject (a mail header).
+        return messages.one_line(str(merged.get("target_date") or "inconnue"))
 
 
 def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], str | None]:
     """Expected-vs-got counts from the day's ``summary.json`` and the path of its proof page."""
-    folder = data_root() / "quality" / provider_id / str(day)
+    if not isinstance(day, dt.date):  # an invalid target_date names no folder
+        return {}, None
+    folder = data_root() / "quality" / provider_id / day.isoformat()
     details: dict[str, Any] = {}
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -241,6 +254,8 @@ def failure_email(
         details=details,
         task_link=task_link(dag_id, run_id, task_id, base=base),
         proof_link=proof,
+        # The tasks' retry policy failed it at once (tasks.NoRetryWhenRetryCannotHelp).
+        no_retry=isinstance(exception, errors.IntakeError) and not exception.retryable,
     )
     if kind == "host_key":
         return messages.copy_failed(failure, host_key=True)
@@ -281,6 +296,266 @@ async def asend_email(
             html_content=email.body_html,
             mime_charset="utf-8",
         )
+
+
+# --------------------------------------------------------------------------- delivery
+#
+# deliver()/adeliver() send one alert with retries and, if the SMTP server stays unreachable,
+# keep it as an .eml in <data_root>/alerts/undelivered/ (include/cc_intake/alerts_outbox.py).
+# Every delivery first sends what waits there, oldest first, so alerts arrive in order and the
+# overview's "alertes non envoyées" banner goes away as soon as the server is back.
+
+
+def _refused_message(exc: BaseException) -> bool:
+    """The server answered and refused this message (a bad address…): others may still go."""
+    import aiosmtplib
+
+    return isinstance(
+        exc,
+        smtplib.SMTPRecipientsRefused
+        | smtplib.SMTPSenderRefused
+        | smtplib.SMTPDataError
+        | aiosmtplib.SMTPRecipientsRefused
+        | aiosmtplib.SMTPRecipientRefused
+        | aiosmtplib.SMTPSenderRefused
+        | aiosmtplib.SMTPDataError,
+    )
+
+
+def _backoff(attempt: int) -> float:
+    return SEND_BACKOFF_S * 2 ** (attempt - 1)
+
+
+def _sender(smtp_conn_id: str, from_email: str | None) -> str:
+    """The From of a kept e-mail: as the hook would pick it (argument, else connection extra)."""
+    if from_email:
+        return from_email
+    try:
+        extra = SmtpHook.get_connection(smtp_conn_id).extra_dejson
+    except Exception:  # the connection itself may be what is broken
+        return FALLBACK_SENDER
+    return str(extra.get("from_email") or FALLBACK_SENDER)
+
+
+async def _asender(smtp_conn_id: str, from_email: str | None) -> str:
+    if from_email:
+        return from_email
+    try:
+        conn = await SmtpHook.aget_connection(smtp_conn_id)
+    except Exception:
+        return FALLBACK_SENDER
+    return str(conn.extra_dejson.get("from_email") or FALLBACK_SENDER)
+
+
+@contextlib.contextmanager
+def _outbox_lock(root: Path) -> Iterator[bool]:
+    """Whether this process may send the waiting alerts now (one sender at a time, no wait).
+
+    Two tasks of a run can fail at the same moment; without the lock both would resend every
+    waiting alert. The lock file lives in ``<data_root>/locks/``, outside the outbox.
+    """
+    import fcntl
+
+    folder = root / "locks"
+    make_dirs(folder, stop_at=root)
+    fd = os.open(folder / "alerts-undelivered.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_waiting(path: Path) -> alerts_outbox.QueuedEmail | None:
+    try:
+        return alerts_outbox.parse_eml(path.read_bytes())
+    except FileNotFoundError:  # sent meanwhile by a process that did not see our lock
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("undelivered alert %s cannot be read (%s): left in place", path, exc)
+        return None
+
+
+def _as_email(queued: alerts_outbox.QueuedEmail) -> messages.Email:
+    return messages.Email(subject=queued.subject, body_text="", body_html=queued.body_html)
+
+
+def _sent_waiting(path: Path, queued: alerts_outbox.QueuedEmail) -> None:
+    path.unlink(missing_ok=True)
+    log.info("undelivered alert sent at last and removed: %s (%s)", path.name, queued.subject)
+
+
+def _waiting_failed(path: Path, exc: BaseException) -> bool:
+    """Log a failed resend; True when the server is down (stop), False when it refused this one."""
+    if _refused_message(exc):
+        log.error("undelivered alert %s refused by the SMTP server: %s", path.name, exc)
+        return False
+    log.warning("undelivered alerts still waiting (%s): %s", type(exc).__name__, exc)
+    return True
+
+
+def send_undelivered(*, smtp_conn_id: str = DEFAULT_SMTP_CONN_ID) -> int:
+    """Send the waiting alerts, oldest first, deleting each once sent; how many went out.
+
+    Stops at the first failure that is not a refusal of that one message (the server is down).
+    """
+    root = data_root()
+    if not alerts_outbox.pending(root):
+        return 0
+    sent = 0
+    with _outbox_lock(root) as mine:
+        if not mine:
+            return 0
+        for path in alerts_outbox.pending(root):
+            queued = _read_waiting(path)
+            if queued is None:
+                continue
+            try:
+                send_email(_as_email(queued), queued.to, smtp_conn_id=smtp_conn_id)
+            except Exception as exc:
+                if _waiting_failed(path, exc):
+                    break
+                continue
+            _sent_waiting(path, queued)
+            sent += 1
+    return sent
+
+
+async def asend_undelivered(*, smtp_conn_id: str = DEFAULT_SMTP_CONN_ID) -> int:
+    """:func:`send_undelivered` for the triggerer: file work in a thread, sending on the loop."""
+    root = data_root()
+    if not await asyncio.to_thread(alerts_outbox.pending, root):
+        return 0
+    sent = 0
+    with _outbox_lock(root) as mine:  # open + non-blocking flock: no wait on the loop
+        if not mine:
+            return 0
+        for path in await asyncio.to_thread(alerts_outbox.pending, root):
+            queued = await asyncio.to_thread(_read_waiting, path)
+            if queued is None:
+                continue
+            try:
+                await asend_email(_as_email(queued), queued.to, smtp_conn_id=smtp_conn_id)
+            except Exception as exc:
+                if _waiting_failed(path, exc):
+                    break
+                continue
+            await asyncio.to_thread(_sent_waiting, path, queued)
+            sent += 1
+    return sent
+
+
+def _keep_undelivered(
+    email: messages.Email,
+    to: list[str],
+    *,
+    sender: str,
+    dag_id: str,
+    day: object,
+    error: BaseException | None,
+) -> Path:
+    path = alerts_outbox.write_undelivered(
+        data_root(),
+        to=to,
+        subject=email.subject,
+        body_html=email.body_html,
+        sender=sender,
+        dag_id=dag_id,
+        day=day,
+    )
+    log.error(
+        "alert e-mail NOT SENT after %d tries (%s): kept in %s; it is sent with the next alert "
+        "that reaches the SMTP server. Subject: %s",
+        SEND_TRIES,
+        _error_text(error),
+        path,
+        email.subject,
+    )
+    return path
+
+
+def deliver(
+    email: messages.Email,
+    to: Iterable[str],
+    *,
+    dag_id: str,
+    day: object,
+    smtp_conn_id: str = DEFAULT_SMTP_CONN_ID,
+    from_email: str | None = None,
+) -> Path | None:
+    """Send an alert, first the waiting ones; ``None`` when sent, else the kept ``.eml``.
+
+    Tries :data:`SEND_TRIES` times with back-off; if the server still cannot be reached, the
+    e-mail is kept under ``<data_root>/alerts/undelivered/`` (raises only if that fails too).
+    """
+    recipients = list(to)
+    send_undelivered(smtp_conn_id=smtp_conn_id)
+    error: BaseException | None = None
+    for attempt in range(1, SEND_TRIES + 1):
+        try:
+            send_email(email, recipients, smtp_conn_id=smtp_conn_id, from_email=from_email)
+            return None
+        except Exception as exc:
+            error = exc
+            log.warning("alert e-mail not sent (try %d of %d): %s", attempt, SEND_TRIES, exc)
+        if attempt < SEND_TRIES:
+            time.sleep(_backoff(attempt))
+    sender = _sender(smtp_conn_id, from_email)
+    return _keep_undelivered(email, recipients, sender=sender, dag_id=dag_id, day=day, error=error)
+
+
+async def adeliver(
+    email: messages.Email,
+    to: Iterable[str],
+    *,
+    dag_id: str,
+    day: object,
+    smtp_conn_id: str = DEFAULT_SMTP_CONN_ID,
+    from_email: str | None = None,
+) -> Path | None:
+    """:func:`deliver` without blocking the triggerer's event loop."""
+    recipients = list(to)
+    await asend_undelivered(smtp_conn_id=smtp_conn_id)
+    error: BaseException | None = None
+    for attempt in range(1, SEND_TRIES + 1):
+        try:
+            await asend_email(email, recipients, smtp_conn_id=smtp_conn_id, from_email=from_email)
+            return None
+        except Exception as exc:
+            error = exc
+            log.warning("alert e-mail not sent (try %d of %d): %s", attempt, SEND_TRIES, exc)
+        if attempt < SEND_TRIES:
+            await asyncio.sleep(_backoff(attempt))
+    sender = await _asender(smtp_conn_id, from_email)
+    return await asyncio.to_thread(
+        _keep_undelivered, email, recipients, sender=sender, dag_id=dag_id, day=day, error=error
+    )
+
+
+def _dag_and_day(
+    context: Mapping[str, Any], *, provider_id: str, timezone: str
+) -> tuple[str, dt.date | str]:
+    """The failed run's DAG id and processed day (names the kept ``.eml`` if SMTP is down)."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    dag_id = str(
+        getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or f"ingest_{provider_id}"
+    )
+    day = day_of_run(
+        tz=timezone,
+        logical_date=getattr(dag_run, "logical_date", None),
+        run_after=getattr(dag_run, "run_after", None),
+        conf=getattr(dag_run, "conf", None),
+        params=context.get("params"),
+    )
+    return dag_id, day
 
 
 class IntakeFailureNotifier(SmtpNotifier):
@@ -338,24 +613,50 @@ class IntakeFailureNotifier(SmtpNotifier):
             context=context,
         )
 
+    def recipients(self) -> list[str]:
+        """``alert_emails``; when there are none (a placeholder for an unreadable YAML), the
+        operations list ``CC_INTAKE_OPS_EMAILS``, read now (run time), never at parse time."""
+        return list(self.to) or ops_emails()
+
     def notify(self, context: Any) -> None:
-        recipients = list(self.to)
+        recipients = self.recipients()
         if not recipients:
-            log.warning("no alert_emails for %s: failure e-mail not sent", self.provider_id)
+            log.error(
+                "no alert_emails for %s and no operations list (CC_INTAKE_OPS_EMAILS): "
+                "failure e-mail not sent",
+                self.provider_id,
+            )
             return
         email = self.build_email(context)
-        send_email(email, recipients, smtp_conn_id=self.smtp_conn_id, from_email=self.from_email)
-        log.info("alert sent to %d recipient(s): %s", len(recipients), email.subject)
+        dag_id, day = _dag_and_day(context, provider_id=self.provider_id, timezone=self.timezone)
+        kept = deliver(
+            email,
+            recipients,
+            dag_id=dag_id,
+            day=day,
+            smtp_conn_id=self.smtp_conn_id,
+            from_email=self.from_email,
+        )
+        if kept is None:
+            log.info("alert sent to %d recipient(s): %s", len(recipients), email.subject)
 
     async def async_notify(self, context: Any) -> None:
-        recipients = list(self.to)
+        recipients = await asyncio.to_thread(self.recipients)
         if not recipients:
+            log.error("no alert_emails for %s: failure e-mail not sent", self.provider_id)
             return
         email = self.build_email(context)
-        await asend_email(
-            email, recipients, smtp_conn_id=self.smtp_conn_id, from_email=self.from_email
+        dag_id, day = _dag_and_day(context, provider_id=self.provider_id, timezone=self.timezone)
+        kept = await adeliver(
+            email,
+            recipients,
+            dag_id=dag_id,
+            day=day,
+            smtp_conn_id=self.smtp_conn_id,
+            from_email=self.from_email,
         )
-        log.info("alert sent to %d recipient(s): %s", len(recipients), email.subject)
+        if kept is None:
+            log.info("alert sent to %d recipient(s): %s", len(recipients), email.subject)
 
 
 # --------------------------------------------------------------------------- the deadline
@@ -477,6 +778,8 @@ async def deadline_missed_callback(
     if not alert_emails:
         log.warning("no alert_emails for %s: deadline e-mail not sent", provider_id)
         return "skipped: no recipients"
-    await asend_email(email, alert_emails, smtp_conn_id=smtp_conn_id)
+    kept = await adeliver(email, alert_emails, dag_id=dag_id, day=day, smtp_conn_id=smtp_conn_id)
+    if kept is not None:
+        return f"undelivered: kept in {kept}"
     log.info("deadline alert sent to %d recipient(s): %s", len(alert_emails), email.subject)
     return f"sent: {email.subject}"

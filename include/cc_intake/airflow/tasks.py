@@ -10,12 +10,19 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator
+from airflow.sdk import (
+    BaseOperator,
+    BaseOperatorLink,
+    BaseSensorOperator,
+    RetryDecision,
+    RetryPolicy,
+)
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from include.cc_intake import constants as C
@@ -25,6 +32,7 @@ from include.cc_intake.errors import (
     ConfigError,
     ExportError,
     HostKeyError,
+    IntakeError,
     MalformedPageError,
     ReconciliationError,
     RecordingsNotReady,
@@ -35,9 +43,11 @@ from include.cc_intake.errors import (
     ValidationError,
 )
 from include.cc_intake.layout import (
+    FILE_MODE,
     DayLayout,
     atomic_writer,
     data_root,
+    make_dirs,
     remove_stale_tmp,
     run_token,
 )
@@ -48,13 +58,22 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
+    from include.cc_intake.recordings import Readiness
     from include.cc_intake.report import DailyReport
 
 log = logging.getLogger(__name__)
 
 
 class RecordingsNotReadyFailure(RecordingsNotReady, AirflowFailException):
-    """The wait timed out: fail at once, a retry would only wait again."""
+    """The wait timed out: fail at once, a retry would only wait again.
+
+    :param details: what was seen per direction against the report, and the time waited
+        (the "recordings not available" e-mail lists them).
+    """
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 class ReconciliationFailure(ReconciliationError, AirflowFailException):
@@ -116,6 +135,36 @@ def replace_digital(context: Context) -> bool:
     )
 
 
+class NoRetryWhenRetryCannotHelp(RetryPolicy):
+    """Fail at once on the errors that errors.py marks ``retryable = False``.
+
+    A wrong host key, a config error or an unsafe landing path is the same on every try: the
+    back-off would only delay the e-mail that asks someone to act. Every other failure keeps the
+    DAG's retries. The policy is the tasks' ``retry_policy`` (factory ``default_args``), so
+    operators and the sensor alike are covered, and the exception keeps its own type for the
+    notifier.
+    """
+
+    def evaluate(
+        self,
+        exception: BaseException,
+        try_number: int,
+        max_tries: int,
+        context: Context | None = None,
+    ) -> RetryDecision:
+        if isinstance(exception, IntakeError) and not exception.retryable:
+            return RetryDecision.fail(reason=f"{type(exception).__name__} is not retryable")
+        return RetryDecision.default()
+
+    # Only a has_retry_policy flag is serialised with the DAG; these keep the contract anyway.
+    def serialize(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> NoRetryWhenRetryCannotHelp:
+        return cls()
+
+
 class ProofLink(BaseOperatorLink):
     """One click from the task to the day's validation page (pushed by the task as XCom)."""
 
@@ -137,12 +186,22 @@ def proof_url(provider: str, day: dt.date, kind: str) -> str:
 
 
 @contextlib.contextmanager
-def day_lock(quality_dir: Path) -> Iterator[None]:
-    """Serialise proof + summary writes of one day (recordings and digital run in parallel)."""
+def day_lock(layout: DayLayout) -> Iterator[None]:
+    """Serialise proof + summary writes of one day (recordings and digital run in parallel).
+
+    The lock file is ``layout.lock`` (``locks/<provider>/<day>.lock``): kept out of the proof
+    folder, which holds only what the proof consists of. Folders 0750 and the file 0640 like
+    every landed file, whatever the umask.
+    """
     import fcntl
 
-    quality_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    with (quality_dir / ".summary.lock").open("a") as handle:
+    make_dirs(layout.lock.parent, stop_at=layout.root)
+    try:
+        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+    except FileExistsError:  # made by an earlier run, or by the other task of this run
+        fd = os.open(layout.lock, os.O_RDWR)
+    with os.fdopen(fd, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -181,7 +240,9 @@ class ProviderDayMixin:
         """Write the proof page and the day's summary, link the page from the task; its URL."""
         from include.cc_intake.quality import write_proof, write_summary
 
-        with day_lock(layout.quality_dir):
+        with day_lock(layout):
+            # Earlier versions locked with a file inside the proof folder: not part of the proof.
+            (layout.quality_dir / ".summary.lock").unlink(missing_ok=True)
             _, html_path = write_proof(layout.quality_dir, kind, result)
             write_summary(
                 layout.quality_dir,
@@ -265,7 +326,10 @@ class ProviderOperator(ProviderDayMixin, BaseOperator):
 
 
 class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
-    """Wait until the day's report is published and every direction it expects is settled.
+    """Wait until the day's report is published and every direction it expects is complete.
+
+    Complete: its files are settled and, with those we hold that the server no longer lists,
+    as many as the report counts (within ``daily_report.tolerance``).
 
     :param provider: the provider's validated configuration.
     """
@@ -279,14 +343,17 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.provider = provider
         self._last_seen = "nothing listed yet"
+        self._last_readiness: Readiness | None = None
 
     def poke(self, context: Context) -> bool:
-        from include.cc_intake.recordings import assess_readiness, list_day
+        from include.cc_intake.manifest import landed_index, read_manifest
+        from include.cc_intake.recordings import assess_readiness, held_files, list_day
 
         day = self.day(context)
+        layout = self.layout(context)
         cfg = self.provider.recordings
 
-        async def look() -> Any:
+        async def look() -> Readiness:
             async with open_sftp(self.provider, day) as sftp:
                 first = await list_day(sftp, cfg, day)
                 content = await read_remote_report(sftp, self.provider, day)
@@ -296,6 +363,9 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
             note = f"report {render_folder(self.provider.daily_report.path, day)} not found"
             if content is not None:
                 expected = parse_report_bytes(content, self.provider, day).counts
+            # What an earlier run landed and the server no longer lists still counts toward
+            # the report's number (PRODUCT.md §8.1): a purge after a first run is no gap.
+            previous = landed_index(read_manifest(layout.manifest, cfg.group_names))
             return assess_readiness(
                 first,
                 second,
@@ -304,9 +374,12 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
                 now=time.time(),
                 expected=expected,
                 report_note=note,
+                held=held_files(previous, second, layout),
+                allowed_gap=self.provider.daily_report.allowed_gap,
             )
 
         readiness = asyncio.run(look())
+        self._last_readiness = readiness
         self._last_seen = readiness.describe()
         self.log.info("%s %s: %s", self.provider.id, day, self._last_seen)
         return bool(readiness.ready)
@@ -315,9 +388,16 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         try:
             return super().execute(context)
         except AirflowSensorTimeout:
+            readiness = self._last_readiness
+            details: dict[str, Any] = {"waited": str(self.provider.recordings.wait_timeout)}
+            if readiness is not None:
+                details["directions"] = {d.direction: d.facts() for d in readiness.directions}
+            # The copy, report and validation steps still run (trigger rule all_done on the
+            # copy): what did arrive lands, and the reconciliation names the gap.
             raise RecordingsNotReadyFailure(
                 f"recordings for {self.provider.id} {self.day(context)} not available after "
-                f"{self.provider.recordings.wait_timeout}: {self._last_seen}"
+                f"{self.provider.recordings.wait_timeout}: {self._last_seen}",
+                details=details,
             ) from None
 
 
@@ -354,7 +434,8 @@ class CopyRecordingsOperator(ProviderOperator):
             more = f" (+{len(summary.failures) - 5} more)" if len(summary.failures) > 5 else ""
             raise TransferError(
                 f"{self.provider.id} {day}: {len(summary.failures)} recording(s) not copied: "
-                f"{shown}{more}. What landed is in {layout.manifest}; a retry resumes."
+                f"{shown}{more}. The manifest {layout.manifest} lists them as failed and what "
+                "landed; a retry resumes."
             )
         return summary.as_dict()
 
@@ -511,17 +592,63 @@ class ValidateDigitalOperator(ProviderOperator):
 class ConfigErrorOperator(BaseOperator):
     """Stand-in task of a provider whose YAML is broken: fails with the validation error.
 
+    Before failing it marks its processed day ``config_error`` in ``summary.json`` (for the
+    overview and the digest); the failure e-mail comes from the DAG's failure notifier.
+
     :param error: the validation error, naming the file and the field.
+    :param provider_id: the placeholder's provider id (the DAG is ``ingest_<provider_id>``).
+    :param timezone: the zone of the processed day (read from the file, else UTC).
     """
 
     ui_color = "#f5b7b1"
 
-    def __init__(self, *, error: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        error: str,
+        provider_id: str | None = None,
+        timezone: str = "UTC",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.error = error
+        self.provider_id = provider_id
+        self.timezone = timezone
 
     def execute(self, context: Context) -> None:
+        if self.provider_id:
+            try:
+                self._mark_day(context, self.provider_id)
+            except OSError as exc:  # the e-mail must still say "configuration", not "disk"
+                log.error("%s: could not mark the day config_error: %s", self.provider_id, exc)
         raise ConfigError(self.error)
+
+    def _mark_day(self, context: Context, provider_id: str) -> None:
+        from include.cc_intake.quality import write_config_error_summary
+
+        run = context["dag_run"]
+        try:
+            day = processed_day(
+                tz=self.timezone,
+                logical_date=run.logical_date,
+                run_after=getattr(run, "run_after", None),
+                conf=run.conf,
+            )
+        except ConfigError as exc:  # a bad target_date: no day to mark, the YAML error stands
+            log.warning("%s: no day marked config_error (%s)", provider_id, exc)
+            return
+        layout = DayLayout(data_root(), provider_id, day)
+        written = write_config_error_summary(
+            layout.quality_dir,
+            provider=provider_id,
+            day=day,
+            run_id=run.run_id,
+            timezone=self.timezone,
+        )
+        if written is None:
+            log.info("%s %s: the day keeps its earlier verdict", provider_id, day)
+        else:
+            log.info("%s %s: day marked config_error in %s", provider_id, day, written)
 
 
 __all__: Sequence[str] = (

@@ -67,18 +67,23 @@ def run_dag(dag_id: str, logical_date: str, env: dict[str, str], log: Path) -> i
 def _manifest_lines(path: Path) -> list[str]:
     if not path.exists():
         return ["    (no manifest: the copy did not run)"]
+    from include.cc_intake.manifest import is_received
+
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     lines = []
     for direction in ("ENTRANTS", "SORTANTS"):
         mine = [r for r in rows if r["direction"] == direction]
-        landed = [r for r in mine if r["status"] in ("copied", "skipped_identical")]
+        landed = [r for r in mine if is_received(r["status"])]
         reasons = Counter(r["reason"] for r in mine if r["status"] == "rejected")
         size = sum(int(r["size_bytes"]) for r in landed)
         rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
+        # Only when there are some: a plain day's printout stays as it always was.
+        others = Counter(r["status"] for r in mine if r["status"] in ("kept", "failed"))
+        noted = "".join(f"   {status}: {n}" for status, n in sorted(others.items()))
         lines.append(
             f"    {direction:<9} {len(landed):>4} files  {size / 1e6:7.1f} MB"
-            f"   rejected: {rejected}"
+            f"   rejected: {rejected}{noted}"
         )
     return lines
 
