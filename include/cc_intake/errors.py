@@ -14,8 +14,8 @@ IntakeError
 ├── ReportError               the end-of-day report is missing or malformed
 ├── ReconciliationError       the copied files do not match the report
 ├── ExportError               the CRM export failed or returned something malformed
-│   ├── MalformedPageError    a 2xx page arrived whole but unreadable, still after 2 retries
-│   └── ShrunkExportError     the CRM now returns fewer interactions than the landed export
+│   ├── MalformedPageError    a 2xx page arrived whole but unreadable, after 2 re-asks (no retry)
+│   └── ShrunkExportError     the CRM returns fewer interactions than landed       (no retry)
 └── ValidationError           a Great Expectations suite failed
 
 ``retryable = False`` marks the errors a retry cannot fix: the task fails at once instead of
@@ -140,6 +140,8 @@ class MalformedPageError(ExportError):
     retry minutes later would only ask the same CRM for the same page again.
     """
 
+    retryable = False
+
     def __init__(self, message: str, *, attempts: int = 1, **facts: Any) -> None:
         super().__init__(message, **facts)
         self.attempts = attempts
@@ -156,6 +158,8 @@ class ShrunkExportError(ExportError):
     proof already earned. ``previous`` is the landed count, ``got`` the new one; the run conf
     ``{"replace_digital": true}`` forces the replacement.
     """
+
+    retryable = False  # the CRM's data or an operator's replace_digital must change first
 
     def __init__(
         self, message: str, *, previous: int, got: int, path: Path | None = None, **facts: Any

@@ -852,7 +852,7 @@ def export_failed(failure: Failure) -> Email:
         advice = (
             f"Le CRM du prestataire {name} renvoie une page complète mais illisible (JSON ou "
             "CSV invalide, ou champs attendus absents), y compris redemandée deux fois en "
-            "moins d'une minute : l'étape n'est pas relancée automatiquement. Vérifier auprès "
+            "moins d'une minute. Vérifier auprès "
             "du prestataire que son export répond correctement, ou que la configuration "
             "(digital.records_path, digital.id_field) correspond à ses pages, puis relancer."
         )

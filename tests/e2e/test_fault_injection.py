@@ -147,7 +147,7 @@ def test_item18_a_malformed_crm_page_fails_the_run_at_once_without_task_retries(
     ]
     text = _text(mails[0])
     assert "export_digital (tentative 1)" in text
-    assert "n'est pas relancée automatiquement" in text
+    assert "Aucune nouvelle tentative automatique" in text
     assert f"GET {route.path} (page 2): malformed page" in text
     assert not (sandbox_days.layout(pid).digital_dir / "interactions.jsonl").exists()
 

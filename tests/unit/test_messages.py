@@ -392,7 +392,7 @@ def test_item9_a_shrunk_export_email_names_both_counts_and_how_to_force_it():
     email = messages.export_failed(
         _failure(
             task_id="export_digital",
-            error="ShrunkExportFailure: the CRM now returns 0 interaction(s) …",
+            error="ShrunkExportError: the CRM now returns 0 interaction(s) …",
             try_number=1,
             details={"url": "/api/export/interactions", "page": 1, "previous": 240, "got": 0},
         )
@@ -414,8 +414,9 @@ def test_item18_a_malformed_page_email_says_it_is_not_retried():
     email = messages.export_failed(
         _failure(
             task_id="export_digital",
-            error="MalformedPageFailure: GET /api/export/interactions (page 2): malformed page",
+            error="MalformedPageError: GET /api/export/interactions (page 2): malformed page",
             try_number=1,
+            no_retry=True,  # what the notifier sets for an error marked retryable = False
             details={
                 "url": "/api/export/interactions",
                 "page": 2,
@@ -427,7 +428,7 @@ def test_item18_a_malformed_page_email_says_it_is_not_retried():
     text = _all_text(email)
     assert email.subject.endswith("échec de l'export CRM")
     assert "page complète mais illisible" in text
-    assert "n'est pas relancée automatiquement" in text
+    assert "Aucune nouvelle tentative automatique" in text
     assert "essais : 3" in email.body_text and "page   : 2" in email.body_text
 
 

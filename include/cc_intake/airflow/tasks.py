@@ -30,15 +30,12 @@ from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
-    ExportError,
     HostKeyError,
     IntakeError,
-    MalformedPageError,
     ReconciliationError,
     RecordingsNotReady,
     RemoteError,
     ReportError,
-    ShrunkExportError,
     TransferError,
     ValidationError,
 )
@@ -82,44 +79,6 @@ class ReconciliationFailure(ReconciliationError, AirflowFailException):
 
 class ValidationFailure(ValidationError, AirflowFailException):
     """The CRM export failed its checks: retrying changes nothing until the data does."""
-
-
-class MalformedPageFailure(MalformedPageError, AirflowFailException):
-    """A CRM page came whole but unreadable, and so again when asked twice more within a
-    minute: a task retry minutes later would only fetch the same page (and delay the e-mail)."""
-
-
-class ShrunkExportFailure(ShrunkExportError, AirflowFailException):
-    """The CRM returns fewer interactions than the landed export: retrying changes nothing
-    until the CRM's data does or an operator asks for the replacement (``replace_digital``)."""
-
-
-def final_export_error(error: ExportError) -> ExportError:
-    """The Airflow-side twin of an export error a task retry cannot fix (same message and
-    facts, but failing the task at once); any other export error as it is."""
-    if isinstance(error, MalformedPageError):
-        return MalformedPageFailure(
-            str(error),
-            attempts=error.attempts,
-            provider=error.provider,
-            day=error.day,
-            url=error.url,
-            page=error.page,
-            status=error.status,
-        )
-    if isinstance(error, ShrunkExportError):
-        return ShrunkExportFailure(
-            str(error),
-            previous=error.previous,
-            got=error.got,
-            path=error.path,
-            provider=error.provider,
-            day=error.day,
-            url=error.url,
-            page=error.page,
-            status=error.status,
-        )
-    return error
 
 
 def replace_digital(context: Context) -> bool:
@@ -520,23 +479,17 @@ class ExportDigitalOperator(ProviderOperator):
         # The session carries the connection's auth and headers; HttpHook.run is not used
         # because its check_response logs whole bodies, and conversations are personal data.
         session = hook.get_conn()
-        try:
-            result = export_day(
-                session,
-                hook.base_url,
-                digital,
-                provider=self.provider.id,
-                day=day,
-                tz=self.provider.tz,
-                dest=layout.digital_dir / "interactions.jsonl",
-                run_token=self.token(context),
-                replace=replace_digital(context),
-            )
-        except ExportError as exc:
-            final = final_export_error(exc)
-            if final is exc:
-                raise
-            raise final from None
+        result = export_day(
+            session,
+            hook.base_url,
+            digital,
+            provider=self.provider.id,
+            day=day,
+            tz=self.provider.tz,
+            dest=layout.digital_dir / "interactions.jsonl",
+            run_token=self.token(context),
+            replace=replace_digital(context),
+        )
         remove_stale_tmp(layout.root / "digital" / self.provider.id)
         self.log.info(
             "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped, "
