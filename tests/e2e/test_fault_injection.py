@@ -571,7 +571,9 @@ def test_item18_a_wrong_host_key_fails_wait_and_copy_at_once_and_the_mail_says_n
     proc = _dags_test(sandbox_days, provider)
     tries = _last_run_tries(sandbox_days, cfg.dag_id)
     assert tries[C.TASK_WAIT] == ("failed", 1, 0), (tries, (proc.stdout + proc.stderr)[-3000:])
-    assert tries[C.TASK_COPY][0] == "upstream_failed"
+    # The copy (trigger rule all_done, for a wait that timed out) skips after a broken wait:
+    # one e-mail, not two saying the same.
+    assert tries[C.TASK_COPY][0] == "skipped", tries
     assert time.monotonic() - started < 240  # the first retry alone would wait 2 minutes
 
     # The copy step, once the wait has passed (an operator marking it done): the same.

@@ -23,7 +23,7 @@ from airflow.sdk import (
     RetryDecision,
     RetryPolicy,
 )
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from include.cc_intake import constants as C
 from include.cc_intake.config import ProviderConfig
@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from include.cc_intake.report import DailyReport
 
 log = logging.getLogger(__name__)
+
+# XCom the wait leaves when it gives up at ``wait_timeout`` (the copy then runs anyway).
+WAIT_OUTCOME_KEY = "wait_outcome"
+WAIT_TIMED_OUT = "timed_out"
 
 
 class RecordingsNotReadyFailure(RecordingsNotReady, AirflowFailException):
@@ -353,6 +357,7 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
                 details["directions"] = {d.direction: d.facts() for d in readiness.directions}
             # The copy, report and validation steps still run (trigger rule all_done on the
             # copy): what did arrive lands, and the reconciliation names the gap.
+            context["ti"].xcom_push(key=WAIT_OUTCOME_KEY, value=WAIT_TIMED_OUT)
             raise RecordingsNotReadyFailure(
                 f"recordings for {self.provider.id} {self.day(context)} not available after "
                 f"{self.provider.recordings.wait_timeout}: {self._last_seen}",
@@ -371,6 +376,7 @@ class CopyRecordingsOperator(ProviderOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from include.cc_intake.recordings import copy_day
 
+        self._skip_after_a_broken_wait(context)
         day = self.day(context)
         layout = self.layout(context)
 
@@ -397,6 +403,31 @@ class CopyRecordingsOperator(ProviderOperator):
                 "landed; a retry resumes."
             )
         return summary.as_dict()
+
+    def _skip_after_a_broken_wait(self, context: Context) -> None:
+        """Skip when the wait failed for another reason than ``wait_timeout``.
+
+        The copy's trigger rule is ``all_done`` so that what arrived by the timeout still
+        lands. A wait that failed otherwise (a wrong host key, a config error) has sent its
+        e-mail already; the copy would fail the same way and send a second one. When the
+        wait's state cannot be read, the copy runs: a duplicate e-mail beats a lost day.
+        """
+        ti = context["ti"]
+        if ti.xcom_pull(task_ids=C.TASK_WAIT, key=WAIT_OUTCOME_KEY) == WAIT_TIMED_OUT:
+            return
+        try:
+            found = ti.get_task_states(
+                dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=[C.TASK_WAIT]
+            )
+            state = (found.get(ti.run_id) or {}).get(C.TASK_WAIT)
+        except Exception as exc:  # the copy must not depend on this lookup
+            self.log.warning("could not read the state of %s (%s): copying", C.TASK_WAIT, exc)
+            return
+        if str(getattr(state, "value", state)) == "failed":
+            raise AirflowSkipException(
+                f"{self.provider.id} {self.day(context)}: {C.TASK_WAIT} failed before "
+                "wait_timeout (its e-mail says why); nothing to copy until it passes"
+            )
 
 
 class FetchReportOperator(ProviderOperator):
