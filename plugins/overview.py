@@ -4,7 +4,7 @@ A FastAPI app mounted by the api-server at ``/cc-intake`` serves the page
 (``include/cc_intake/overview.py`` builds it) and the proof files under
 ``<data_root>/quality``; an external view embeds the page in the UI.
 
-Plugin apps are mounted without authentication (PRODUCT.md §7): every route here depends on
+Plugin apps are mounted without authentication (contract §7): every route here depends on
 Airflow's own ``get_user`` — the JWT of the UI session cookie (``_token``) or an
 ``Authorization: Bearer`` header, validated by the configured auth manager (revocation
 included). Rows and proof files are limited to the providers whose DAG the user may read.

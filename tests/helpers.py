@@ -12,7 +12,7 @@ PATTERN = r"^(?P<date>\d{8})_(?P<time>\d{6})_(?P<agent>[^_]+)_(?P<call_id>[^_.]+
 
 
 def provider_dict(**overrides: Any) -> dict[str, Any]:
-    """A valid provider mapping (PRODUCT.md §3), with top-level keys overridden."""
+    """A valid provider mapping (contract §3), with top-level keys overridden."""
     data: dict[str, Any] = {
         "id": "acme_abidjan",
         "name": "ACME Abidjan",

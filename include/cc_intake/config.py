@@ -1,6 +1,6 @@
 """Provider configuration: one YAML file per provider, validated into frozen models.
 
-The YAML keys are a user-facing contract (PRODUCT.md §3 and §7). Validation happens when the
+The YAML keys are a user-facing contract (contract §3 and §7). Validation happens when the
 DAG file is parsed, reads nothing but the file itself, and every error names the file and the
 dotted path of the offending field.
 """
@@ -242,7 +242,7 @@ class DailyReportConfig(_Model):
 
 
 class PaginationConfig(_Model):
-    """How the CRM export is paged (PRODUCT.md §3 and §7 *Digital*)."""
+    """How the CRM export is paged (contract §3 and §7 *Digital*)."""
 
     type: Literal["cursor", "page", "next_link", "none"] = "none"
     cursor_path: str | None = None
@@ -253,7 +253,7 @@ class PaginationConfig(_Model):
     first_page: int = 1
     next_path: str | None = None
     # Where a page says whether more follow (``meta.has_more``: true/false); false marks the
-    # last page, so a short page needs no extra request to prove the end (PRODUCT.md §8.1).
+    # last page, so a short page needs no extra request to prove the end (contract §8.1).
     has_more_path: str | None = None
 
     @model_validator(mode="after")

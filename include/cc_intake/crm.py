@@ -3,7 +3,7 @@
 Pure domain, no Airflow: the caller hands over a ``requests.Session`` that already carries the
 connection's auth (``HttpHook(...).get_conn()``) and the connection's base URL
 (``hook.base_url``). We never go through ``HttpHook.run``: its default ``check_response`` logs
-whole response bodies, and conversations are personal data (PRODUCT.md §7 *Digital*).
+whole response bodies, and conversations are personal data (contract §7 *Digital*).
 
 What this module promises:
 
@@ -11,7 +11,7 @@ What this module promises:
   preserved) through a run-unique temporary file renamed at the end, or not at all;
 - the export is complete: with no stated total a short page ends it only when the next page
   is empty or the page's own metadata (``pagination.has_more_path``) marks it last; an empty
-  page always ends it; a stated total always wins (PRODUCT.md §8.1);
+  page always ends it; a stated total always wins (contract §8.1);
 - one line per id: a record repeated identically is dropped and counted; a record whose id
   came before with other content is a *conflicting id*: the last version received is kept
   (the CRM's latest answer, e.g. a conversation updated between two pages), and the ids are
@@ -626,7 +626,7 @@ def _pages(
     """Request page after page following the configured pagination.
 
     ``seen`` is the caller's collection of ids already exported; the caller adds each page's
-    ids to it before asking for the next page. When to stop (PRODUCT.md §8.1):
+    ids to it before asking for the next page. When to stop (contract §8.1):
 
     - an empty page always ends the export; a non-empty page that brings no new id fails
       (the CRM ignores our position or keeps inventing cursors/links: it would never end);

@@ -1,6 +1,6 @@
 """Which day a run processes, and the calendar arithmetic around it.
 
-The *processed day* is what every folder, file and message calls "the day" (PRODUCT.md §7):
+The *processed day* is what every folder, file and message calls "the day" (contract §7):
 a scheduled run at J processes J-1 in the provider's time zone; ``conf.target_date`` overrides.
 """
 

@@ -1,4 +1,4 @@
-"""Where things land under the data root (PRODUCT.md §4), and how they are written.
+"""Where things land under the data root (contract §4), and how they are written.
 
 Every write goes to a temporary name in the destination folder, is fsynced, then renamed:
 a reader never sees a half-written file under a final name. Landed data is personal data, so
@@ -72,7 +72,7 @@ class DayLayout:
 
     @property
     def lock(self) -> Path:
-        """The day's lock file: under ``locks/``, never among the proof files (PRODUCT.md §8)."""
+        """The day's lock file: under ``locks/``, never among the proof files (contract §8)."""
         return safe_join(self.root, "locks", self.provider, f"{self._day}.lock")
 
 

@@ -3,7 +3,7 @@
 A re-run lists the whole day again and writes the complete manifest, so the file always
 describes the current remote day, never a run's partial view — except that proof already
 earned is never dropped: a file we hold whole that the remote no longer lists keeps its row
-as ``kept`` (PRODUCT.md §4, §7 and §8 *Manifest statuses*).
+as ``kept`` (contract §4, §7 and §8 *Manifest statuses*).
 
 Statuses:
 

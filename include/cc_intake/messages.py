@@ -5,7 +5,7 @@ context into a :class:`Failure` and calls one builder of :data:`FAILURE_BUILDERS
 builder returns an :class:`Email` whose subject reads ``[intake][<provider>][<day>] <what is
 wrong>`` and whose body says what happened, what to do next and links to the Airflow run. Every
 free text (error messages, file names, details) goes through :func:`sanitize`: secrets are
-redacted and phone numbers masked (PRODUCT.md §2, §7).
+redacted and phone numbers masked (contract §2, §7).
 
 Phone-number heuristic of :func:`mask_phone` (precision over recall only where a date or an id
 would otherwise be mangled):

@@ -1,6 +1,6 @@
 """The daily overview: providers × the last 30 processed days, one coloured cell per day.
 
-Reads only ``<data_root>/quality/<provider>/<YYYY-MM-DD>/summary.json`` (PRODUCT.md §7
+Reads only ``<data_root>/quality/<provider>/<YYYY-MM-DD>/summary.json`` (contract §7
 "Proof files") — no database of its own — and renders one self-contained HTML page (no CDN:
 operators' networks may be offline). The page shows counts and states only, never personal
 data. The Airflow plugin in ``plugins/overview.py`` serves it behind Airflow's login.
@@ -31,7 +31,7 @@ from include.cc_intake.errors import UnsafePathError
 
 DEFAULT_DAYS = 30
 STATUSES = ("green", "amber", "red")
-# What a config-error placeholder writes for its day (PRODUCT.md §8.1): not a verdict on data.
+# What a config-error placeholder writes for its day (contract §8.1): not a verdict on data.
 CONFIG_ERROR = STATUS_CONFIG_ERROR
 # Served proof files: what the quality step writes, nothing else (never temporary files).
 SERVED_SUFFIXES = {".html": "text/html; charset=utf-8", ".json": "application/json"}

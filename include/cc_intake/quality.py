@@ -8,7 +8,7 @@
   The top-level ``success`` is GX's verdict *and* ours (``gx_success`` keeps GX's alone);
   ``failure`` is the one-line message for the task log and the e-mail, or None.
 - :func:`write_proof` and :func:`write_summary` write ``quality/<provider>/<day>/``
-  (PRODUCT.md §7 *Proof files*) atomically; the pages (self-contained HTML in French) are
+  (contract §7 *Proof files*) atomically; the pages (self-contained HTML in French) are
   rendered by :mod:`include.cc_intake.proof_pages`.
 
 Day status in ``summary.json`` (the overview page reads only that file):
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 ProofKind = Literal["recordings", "digital"]
 Status = Literal["green", "amber", "red"]
 
-ACCEPTED = RECEIVED  # copied + skipped_identical + kept (PRODUCT.md §8): the manifest's rule
+ACCEPTED = RECEIVED  # copied + skipped_identical + kept (contract §8): the manifest's rule
 NAMES_IN_MESSAGE = 5  # an e-mail subject/first log line must stay readable
 SAMPLE_IN_RESULT = 20  # GX's partial_unexpected_* lists
 
@@ -414,7 +414,7 @@ def _run_suite(
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
-    # Task logs must not fill with tqdm bars (PRODUCT.md §7 *Proof files*).
+    # Task logs must not fill with tqdm bars (contract §7 *Proof files*).
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch = (
         context.data_sources.add_pandas(name)
@@ -982,7 +982,7 @@ def write_summary(
     run_id: str | None = None,
     timezone: str | None = None,
 ) -> Path:
-    """Write ``summary.json`` from the day's results (PRODUCT.md §7 *Proof files*).
+    """Write ``summary.json`` from the day's results (contract §7 *Proof files*).
 
     ``recordings`` / ``digital`` are results of :func:`validate_recordings` /
     :func:`validate_digital`; a section not given is read from its proof file
@@ -1057,7 +1057,7 @@ def write_config_error_summary(
     run_id: str | None = None,
     timezone: str | None = None,
 ) -> Path | None:
-    """Mark the day ``config_error`` (PRODUCT.md §8.1): the provider's YAML was broken when the
+    """Mark the day ``config_error`` (contract §8.1): the provider's YAML was broken when the
     day was due, so nothing was fetched. The overview and the digest read it.
 
     A day that already has a verdict (green, amber, red) keeps it: a run made before the file

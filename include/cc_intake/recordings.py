@@ -67,7 +67,7 @@ class DirectionState:
 
     ``files`` are the day's in-scope files the server lists; ``held`` those we already hold
     (landed by an earlier run, still on disk) that it no longer lists. Both count toward the
-    report's number (PRODUCT.md §8.1).
+    report's number (contract §8.1).
     """
 
     direction: str
@@ -318,7 +318,7 @@ def _held_rows(
     """``kept`` rows: earlier proofs of files we still hold that the remote no longer lists.
 
     A provider that purges or archives its folder after our copy must not erase the proof we
-    earned: the row keeps its first ``copied_at`` and ``sha256`` (PRODUCT.md §8). A file we no
+    earned: the row keeps its first ``copied_at`` and ``sha256`` (contract §8). A file we no
     longer hold whole (deleted, truncated) is simply absent: the reconciliation names the gap.
     """
     rows = []

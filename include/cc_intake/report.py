@@ -5,7 +5,7 @@ sniffed from the header (``,`` or ``;``); it may be UTF-8 with or without BOM, o
 spreadsheet exports often are). Column names are matched trimmed and case-insensitively;
 direction values go through ``daily_report.direction_values`` the same way.
 
-Two kinds (PRODUCT.md §7 *Report kinds*):
+Two kinds (contract §7 *Report kinds*):
 
 - ``summary``: one row per direction with ``count_column``; with ``date_column`` only the rows
   of the processed day count. A direction without a row counts 0; a direction on several rows

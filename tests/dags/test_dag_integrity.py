@@ -144,7 +144,7 @@ def test_task_graph(sandbox_bag: dict) -> None:
 def test_item6_copy_runs_after_a_wait_that_gave_up_and_the_run_still_fails(
     sandbox_bag: dict,
 ) -> None:
-    """PRODUCT.md §8.1: at wait_timeout the copy, report and validation still run.
+    """contract §8.1: at wait_timeout the copy, report and validation still run.
 
     Only the copy needs ``all_done`` (the later steps follow it as usual); the leaf after the
     wait keeps such a run failed, since a run's state is its leaves' state.

@@ -9,7 +9,7 @@ minutes later:
   goes out while it waits; then the files arrive and the same run lands them and goes green.
 - ``e2e_mismatch``: the report claims two calls nobody sent. Its wait gives up at its short
   ``wait_timeout`` and says what it saw against the report; the copy still lands what came, and
-  the reconciliation e-mails expected vs got (PRODUCT.md §8.1); its deadline passes without a
+  the reconciliation e-mails expected vs got (contract §8.1); its deadline passes without a
   third e-mail (the run already failed). Once the report is corrected, clearing the run turns
   it green without copying anything again.
 - ``e2e_good``: a normal day with a CRM export. It goes green before its deadline: no e-mail.

@@ -117,7 +117,7 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi
 
 
 def write_summary(data_root: Path, provider: str, day: dt.date, status: str, **counts) -> None:
-    """A ``summary.json`` (PRODUCT.md §7) and a proof page for one provider-day."""
+    """A ``summary.json`` (contract §7) and a proof page for one provider-day."""
     folder = data_root / "quality" / provider / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     got_in, got_out = counts.get("got", (120, 80))

@@ -1,5 +1,5 @@
 """Run-time settings: the environment first, then the Airflow Variable of the same name in lower
-case (PRODUCT.md §8.1). The Variable is read through Airflow's own lookup; here its environment
+case (contract §8.1). The Variable is read through Airflow's own lookup; here its environment
 secrets backend (``AIRFLOW_VAR_<NAME>``) answers, the e2e test uses the metadata DB."""
 
 from __future__ import annotations

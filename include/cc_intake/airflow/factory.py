@@ -118,7 +118,7 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
         # One copy step per provider at a time keeps its bandwidth cap honest across runs.
         wait = WaitForRecordingsSensor(task_id=C.TASK_WAIT, provider=cfg)
         # all_done: a wait that gave up (wait_timeout) must not cost us the files that did
-        # arrive; they land and the reconciliation names the gap (PRODUCT.md §8.1). After a
+        # arrive; they land and the reconciliation names the gap (contract §8.1). After a
         # wait that failed otherwise (host key, no report) the next steps fail on their own.
         copy = CopyRecordingsOperator(
             task_id=C.TASK_COPY,

@@ -86,7 +86,7 @@ _KIND_BY_TASK: tuple[tuple[str, str], ...] = (
 
 
 def base_url() -> str:
-    """Airflow's ``[api] base_url`` without the trailing slash (PRODUCT.md §7 *Alerts*)."""
+    """Airflow's ``[api] base_url`` without the trailing slash (contract §7 *Alerts*)."""
     from airflow.providers.common.compat.sdk import conf
 
     return (conf.get("api", "base_url", fallback=None) or _DEFAULT_BASE_URL).rstrip("/")

@@ -1,6 +1,6 @@
 """Project settings read at run time: the environment first, then an Airflow Variable.
 
-PRODUCT.md §8.1: parse-time settings are environment variables only (a DAG file never reads a
+contract §8.1: parse-time settings are environment variables only (a DAG file never reads a
 Variable); run-time settings may also come from an Airflow Variable of the same name in lower
 case. This is the one place that lookup lives (``CC_INTAKE_OPS_EMAILS`` today; the other
 run-time settings of §8.1 belong here too). Only task bodies, notifiers and callbacks call

@@ -327,7 +327,7 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
             if content is not None:
                 expected = parse_report_bytes(content, self.provider, day).counts
             # What an earlier run landed and the server no longer lists still counts toward
-            # the report's number (PRODUCT.md §8.1): a purge after a first run is no gap.
+            # the report's number (contract §8.1): a purge after a first run is no gap.
             previous = landed_index(read_manifest(layout.manifest, cfg.group_names))
             return assess_readiness(
                 first,
