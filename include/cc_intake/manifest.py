@@ -34,6 +34,18 @@ Status = Literal["copied", "skipped_identical", "kept", "failed", "rejected"]
 # proof (see :func:`held_index`): the remote now has another version that we do not have.
 RECEIVED: frozenset[str] = frozenset({"copied", "skipped_identical", "kept"})
 GONE_FROM_REMOTE = "gone_from_remote"
+# What a row's reason means, in French, wherever an operator reads it (proof pages, the
+# onboarding check): the rejection reasons of include.cc_intake.naming, and ``kept``'s.
+REASON_FR = {
+    "pattern_mismatch": "nom non conforme au motif",
+    "other_date": "autre date",
+    "empty": "fichier vide",
+    "not_regular_file": "pas un fichier ordinaire (dossier, lien)",
+    "unsafe_name": "nom dangereux",
+    "name_too_long": "nom trop long pour le disque",
+    "duplicate_name": "nom en double (casse, Unicode)",
+    GONE_FROM_REMOTE: "plus sur le serveur",
+}
 # One home for the column names: the config validator refuses pattern groups named like them.
 LEADING_COLUMNS = C.MANIFEST_LEADING_COLUMNS
 

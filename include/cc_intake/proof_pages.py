@@ -12,6 +12,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from include.cc_intake.manifest import REASON_FR
 from include.cc_intake.messages import mask_phone
 from include.cc_intake.naming import escape_unsafe
 
@@ -19,17 +20,6 @@ if TYPE_CHECKING:
     from include.cc_intake.quality import Status
 
 NAMES_IN_PAGE = 500  # the JSON keeps everything; the page shows enough to act on
-
-REASON_FR = {
-    "pattern_mismatch": "nom non conforme au motif",
-    "other_date": "autre date",
-    "empty": "fichier vide",
-    "not_regular_file": "pas un fichier ordinaire",
-    "unsafe_name": "nom dangereux",
-    "name_too_long": "nom trop long pour le disque",
-    "duplicate_name": "nom en double",
-    "gone_from_remote": "plus sur le serveur",
-}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;

@@ -83,6 +83,12 @@ class DirectionState:
     def count(self) -> int:
         return self.files + self.held
 
+    @property
+    def needed(self) -> bool:
+        """Whether the day needs files here: unless the report says it had no call (no
+        outbound calls on a Sunday), which needs nothing, not even the folder."""
+        return self.expected != 0
+
     def seen(self) -> str:
         """What was seen, without the direction's name (e-mails list it per direction)."""
         held = f" + {self.held} held here, no longer on the server" if self.held else ""
@@ -224,9 +230,7 @@ def assess_readiness(
                 direction, folder, state, len(accepted), moving, kept, wanted, allowed_gap=gap
             )
         )
-    ready = expected is not None and all(
-        expected.get(s.direction, 0) == 0 or s.state == "ready" for s in states
-    )
+    ready = expected is not None and all(not s.needed or s.state == "ready" for s in states)
     return Readiness(ready, states, expected, report_note)
 
 

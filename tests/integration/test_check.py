@@ -14,14 +14,9 @@ import airflow  # noqa: F401  -- its stdout log handler binds now, not to a test
 import asyncssh
 import pytest
 
-from include.cc_intake.airflow.check import (
-    EXIT_PROBLEMS,
-    EXIT_READY,
-    EXIT_USAGE,
-    human_duration,
-    main,
-)
+from include.cc_intake.airflow.check import EXIT_PROBLEMS, EXIT_READY, EXIT_USAGE, main
 from include.cc_intake.days import processed_day
+from include.cc_intake.onboarding import human_duration
 from include.cc_intake.sandbox.env import PROVIDERS_FOLDER, Sandbox, env_var
 from include.cc_intake.sandbox.services import STYLES, default_services
 from tests.integration.servers import free_port

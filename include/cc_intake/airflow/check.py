@@ -1,4 +1,4 @@
-"""Onboarding check: what a provider's day would bring, copying and writing nothing.
+"""Onboarding check, the Airflow side: connections, hooks and the command line.
 
     make check PROVIDER=<id> [DATE=YYYY-MM-DD]
     python -m include.cc_intake.airflow.check <id> [--date YYYY-MM-DD]
@@ -10,7 +10,9 @@ unknown host key it reads the server's key (key exchange only, nothing listed) a
 fingerprint and the exact connection extra to set once the operator has verified it out of band.
 
 Connections come from Airflow: ``AIRFLOW_CONN_*`` variables work without a metadata DB.
-Exit codes: 0 ready, 1 problems found, 2 usage or configuration error.
+Exit codes: 0 ready, 1 problems found, 2 usage or configuration error. This module only
+gathers what the servers show; the verdict and the report are
+:mod:`include.cc_intake.onboarding`'s (pure, unit-tested without Airflow).
 """
 
 from __future__ import annotations
@@ -19,152 +21,52 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.config import ProviderConfig, load_provider
 from include.cc_intake.days import parse_day, processed_day
 from include.cc_intake.errors import ConfigError, HostKeyError, RemoteError, ReportError
-from include.cc_intake.messages import mask_phone, sanitize
-from include.cc_intake.naming import escape_unsafe, render_folder
+from include.cc_intake.messages import sanitize
+from include.cc_intake.naming import render_folder
+from include.cc_intake.onboarding import (
+    EXIT_PROBLEMS,
+    EXIT_READY,
+    EXIT_USAGE,
+    CheckResult,
+    CrmLook,
+    HostKeyLook,
+    ReportLook,
+    SftpLook,
+    assess,
+    look_directions,
+    render,
+)
 
 if TYPE_CHECKING:
+    import asyncssh
     from airflow.sdk import Connection
 
     from include.cc_intake.recordings import Listing
 
-EXIT_READY = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_PROBLEMS", "EXIT_READY", "EXIT_USAGE", "UsageError", "main", "run_check"]
 
 CONNECT_TIMEOUT_S = 30.0
 """An unreachable server answers nothing: give up after this instead of the OS's minutes."""
-ASSUMED_LINK_BYTES_PER_S = 1_000_000
-"""8 Mbit/s: the yardstick used when the provider's YAML sets no max_bandwidth."""
 CRM_MAX_RETRIES = 2
 CRM_MAX_WAIT_S = 10.0
 """A check should answer in seconds: Retry-After and back-off waits are capped to this."""
-MAX_NAMES_SHOWN = 10
 
 _AUTH_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|session", re.IGNORECASE)
-
-REASONS = {
-    "pattern_mismatch": "nom hors format / name does not match filename_pattern",
-    "other_date": "autre jour / another day",
-    "empty": "fichier vide / empty file",
-    "not_regular_file": "pas un fichier (dossier, lien) / not a regular file",
-    "unsafe_name": "nom dangereux / unsafe name",
-    "name_too_long": "nom trop long pour le disque / name too long for the local disk",
-    "duplicate_name": "nom en double (casse, Unicode) / duplicate name (case, Unicode)",
-}
 
 
 class UsageError(Exception):
     """The command cannot run as asked (bad arguments, unknown provider, invalid YAML)."""
-
-
-# --------------------------------------------------------------------------- what was seen
-
-
-@dataclass
-class DirectionLook:
-    """One direction's folder for the day, as the copy step would see it."""
-
-    direction: str
-    folder: str
-    found: bool
-    valid: int = 0
-    valid_bytes: int = 0
-    young: int = 0
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
-    out_of_scope: int = 0
-    error: str | None = None
-
-
-@dataclass
-class HostKeyLook:
-    """The server's host key when the connection did not trust it."""
-
-    fingerprint: str | None = None  # SHA256:…
-    algorithm: str | None = None
-    public_line: str | None = None  # "ssh-ed25519 AAAA…", what the host_key extra wants
-    pinned: str | None = None  # fingerprint of the connection's host_key extra, if any
-    known_hosts: str | None = None  # the connection's known_hosts file, if any
-    error: str | None = None  # the key could not even be read
-
-    @property
-    def extra(self) -> str:
-        return json.dumps({"host_key": self.public_line})
-
-
-@dataclass
-class ReportLook:
-    path: str
-    found: bool = False
-    kind: str = ""
-    counts: dict[str, int] | None = None
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
-class SftpLook:
-    conn_id: str
-    address: str = ""
-    connected: bool = False
-    error: str | None = None
-    unreachable: bool = False  # else the error is the connection's own (undefined, inconsistent)
-    host_key: HostKeyLook | None = None
-    host_key_note: str = ""  # how the key was verified
-    check_disabled: bool = False
-    directions: list[DirectionLook] = field(default_factory=list)
-    report: ReportLook | None = None
-
-
-@dataclass
-class CrmLook:
-    conn_id: str
-    url: str = ""
-    auth: str = ""
-    records: int | None = None
-    stated_total: int | None = None
-    error: str | None = None
-
-
-@dataclass
-class CheckResult:
-    """Everything the check saw, and what it makes of it."""
-
-    provider: ProviderConfig
-    source: Path
-    day: dt.date
-    day_given: bool
-    sandbox: bool
-    sftp: SftpLook
-    crm: CrmLook | None
-    checked_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_PROBLEMS if self.problems else EXIT_READY
-
-    @property
-    def valid_files(self) -> int:
-        return sum(d.valid for d in self.sftp.directions)
-
-    @property
-    def valid_bytes(self) -> int:
-        return sum(d.valid_bytes for d in self.sftp.directions)
 
 
 # --------------------------------------------------------------------------- provider lookup
@@ -223,12 +125,6 @@ def _get_connection(conn_id: str) -> Connection:
         ) from None
 
 
-def _printable(name: str) -> str:
-    """A remote name fit for a terminal: control and bidi-override characters escaped, phone
-    numbers masked."""
-    return mask_phone(escape_unsafe(name))
-
-
 def _fingerprint_of(line: str) -> str:
     import asyncssh
 
@@ -271,9 +167,7 @@ async def _look_remote(
 ) -> SftpLook:
     import asyncssh
 
-    from include.cc_intake.airflow.tasks import open_sftp, parse_report_bytes, read_remote_report
-    from include.cc_intake.naming import folder_is_dated
-    from include.cc_intake.recordings import classify_day
+    from include.cc_intake.airflow.tasks import open_sftp
     from include.cc_intake.transfer import list_folder
 
     cfg = provider.recordings
@@ -316,55 +210,49 @@ async def _look_remote(
 
         # The same reads as recordings.list_day, one folder at a time to name a failing one.
         listing: Listing = {}
+        errors: dict[str, str] = {}
         for direction, template in cfg.directions.items():
             folder = render_folder(template, day)
             try:
                 listing[direction] = await list_folder(
                     sftp, folder, direction, recursive=cfg.recursive
                 )
-                error = None
             except (OSError, asyncssh.Error) as exc:
                 listing[direction] = None
-                error = f"cannot list {folder}: {type(exc).__name__}: {sanitize(exc)}"
-            look.directions.append(
-                DirectionLook(direction, folder, listing[direction] is not None, error=error)
-            )
-
-        min_age = cfg.min_file_age.total_seconds()
-        for state in look.directions:
-            entries = listing[state.direction]
-            for verdict in classify_day({state.direction: entries}, cfg, day):
-                entry = verdict.entry
-                if verdict.accepted:
-                    state.valid += 1
-                    state.valid_bytes += entry.size
-                    state.young += int(now - entry.mtime < min_age)
-                else:
-                    state.rejected.append((entry.rel_name, verdict.reason or "?"))
-            # An undated folder holds every day: say how much of it is not this day's.
-            in_scope = state.valid + len(state.rejected)
-            dated = folder_is_dated(cfg.directions[state.direction])  # type: ignore[index]
-            state.out_of_scope = 0 if dated else len(entries or []) - in_scope
-
-        report = ReportLook(render_folder(provider.daily_report.path, day))
-        look.report = report
-        try:
-            content = await read_remote_report(sftp, provider, day)
-        except (OSError, asyncssh.Error) as exc:
-            report.error = f"cannot read {report.path}: {type(exc).__name__}: {sanitize(exc)}"
-            return look
-        if content is None:
-            return look
-        report.found = True
-        try:
-            parsed = parse_report_bytes(content, provider, day)
-        except ReportError as exc:
-            report.error = sanitize(exc)
-            return look
-        report.kind = parsed.kind
-        report.counts = dict(parsed.counts)
-        report.warnings = [sanitize(w) for w in parsed.warnings]
+                errors[direction] = f"cannot list {folder}: {type(exc).__name__}: {sanitize(exc)}"
+        look.report = await _look_report(sftp, provider, day)
+    look.directions = look_directions(
+        listing, provider, day, now=now, expected=look.report.counts, errors=errors
+    )
     return look
+
+
+async def _look_report(
+    sftp: asyncssh.SFTPClient, provider: ProviderConfig, day: dt.date
+) -> ReportLook:
+    """Read and parse the day's report the way the report step does."""
+    import asyncssh
+
+    from include.cc_intake.airflow.tasks import parse_report_bytes, read_remote_report
+
+    report = ReportLook(render_folder(provider.daily_report.path, day))
+    try:
+        content = await read_remote_report(sftp, provider, day)
+    except (OSError, asyncssh.Error) as exc:
+        report.error = f"cannot read {report.path}: {type(exc).__name__}: {sanitize(exc)}"
+        return report
+    if content is None:
+        return report
+    report.found = True
+    try:
+        parsed = parse_report_bytes(content, provider, day)
+    except ReportError as exc:
+        report.error = sanitize(exc)
+        return report
+    report.kind = parsed.kind
+    report.counts = dict(parsed.counts)
+    report.warnings = [sanitize(w) for w in parsed.warnings]
+    return report
 
 
 def look_sftp(provider: ProviderConfig, day: dt.date, *, now: float) -> SftpLook:
@@ -433,68 +321,7 @@ def look_crm(provider: ProviderConfig, day: dt.date) -> CrmLook | None:
     return look
 
 
-# --------------------------------------------------------------------------- verdict
-
-
-def assess(result: CheckResult) -> None:
-    """Fill ``problems`` (exit 1) and ``warnings`` (printed, exit unchanged) from what was seen."""
-    problems, warnings = result.problems, result.warnings
-    sftp = result.sftp
-    if sftp.host_key is not None and not sftp.connected:
-        problems.append(
-            f"SFTP {sftp.conn_id}: unknown host key: verify the server's fingerprint out of band, "
-            "then set the connection extra printed above"
-        )
-    elif sftp.error:
-        what = "unreachable: " if sftp.unreachable else ""
-        problems.append(f"SFTP {sftp.conn_id}: {what}{sftp.error}")
-    if sftp.check_disabled:
-        text = (
-            f"SFTP {sftp.conn_id}: host key check disabled (no_host_key_check): sandboxes only; "
-            "set the host_key extra printed above instead"
-        )
-        (warnings if result.sandbox else problems).append(text)
-
-    report = sftp.report
-    counts = report.counts if report is not None else None
-    if sftp.connected and report is not None:
-        if not report.found and report.error is None:
-            problems.append(f"report {report.path} not found on the server")
-        elif report.error:
-            problems.append(f"report {report.path} unusable: {report.error}")
-        warnings.extend(f"report {report.path}: {w}" for w in report.warnings)
-
-    for d in sftp.directions:
-        if d.error:
-            problems.append(f"{d.direction}: {d.error}")
-        elif not d.found and (counts is None or counts.get(d.direction, 0) != 0):
-            # A direction the report says had no call needs no folder (no outbound on Sunday).
-            says = "" if counts is None else f" (the report says {counts.get(d.direction)})"
-            problems.append(f"{d.direction}: folder {d.folder} missing{says}")
-        if d.young:
-            warnings.append(
-                f"{d.direction}: {d.young} file(s) younger than min_file_age "
-                f"({result.provider.recordings.min_file_age}): still being written?"
-            )
-        if counts is not None and d.found:
-            expected = counts.get(d.direction, 0)
-            allowed = result.provider.daily_report.allowed_gap(expected)
-            if abs(d.valid - expected) > allowed:
-                warnings.append(
-                    f"{d.direction}: {d.valid} valid file(s) but the report says {expected} "
-                    f"(tolerance {allowed}): reconciliation would fail if the run were now"
-                )
-        if d.rejected:
-            warnings.append(f"{d.direction}: {len(d.rejected)} entry(ies) would be rejected")
-
-    if result.crm is not None and result.crm.error:
-        problems.append(f"CRM {result.crm.conn_id}: {result.crm.error}")
-
-    today = result.checked_at.astimezone(result.provider.tz).date()
-    if result.day >= today:
-        warnings.append(
-            f"{result.day} is not over yet in {result.provider.timezone}: files may still arrive"
-        )
+# --------------------------------------------------------------------------- the run
 
 
 def run_check(
@@ -517,185 +344,6 @@ def run_check(
     )
     assess(result)
     return result
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 1:
-        return "< 1 s"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
-
-
-def mbit(bytes_per_s: int) -> str:
-    return f"{bytes_per_s * 8 / 1_000_000:g} Mbit/s"
-
-
-def copy_estimate(total_bytes: int, max_bandwidth: int | None) -> str:
-    """Time to copy ``total_bytes`` at the configured cap, or at an assumed 8 Mbit/s."""
-    if max_bandwidth:
-        took = human_duration(total_bytes / max_bandwidth)
-        return f"≈ {took} at {mbit(max_bandwidth)} (recordings.max_bandwidth)"
-    took = human_duration(total_bytes / ASSUMED_LINK_BYTES_PER_S)
-    return f"link speed unknown: at {mbit(ASSUMED_LINK_BYTES_PER_S)} it would take {took}"
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def render(result: CheckResult) -> str:
-    """The operator's report (French / English), as printed on stdout."""
-    p = result.provider
-    out: list[str] = []
-    add = out.append
-    when = "given with --date" if result.day_given else f"J-1 in {p.timezone}"
-    add(f"Contrôle d'intégration / onboarding check: {p.id} — {p.name}")
-    add(f"  YAML   {_display_path(result.source)}: valide / valid (DAG ingest_{p.id})")
-    add(f"  Jour / day  {result.day} ({when})")
-    add("  Lecture seule : rien n'est copié ni écrit / read-only: nothing is copied or written")
-    add("")
-
-    sftp = result.sftp
-    add(f"SFTP  {sftp.conn_id}" + (f" → {sftp.address}" if sftp.address else ""))
-    if sftp.connected:
-        add(f"  [OK] connecté / connected, {sftp.host_key_note}")
-    elif sftp.host_key is None:
-        what = "injoignable / unreachable" if sftp.unreachable else "connexion / connection"
-        add(f"  [KO] {what}: {sftp.error}")
-    hk = sftp.host_key
-    if hk is not None:
-        if not sftp.connected:
-            add("  [KO] clé d'hôte inconnue / unknown host key: the server's key is not trusted")
-            if hk.pinned:
-                add(
-                    f"       the connection's host_key is {hk.pinned}: it does NOT match the "
-                    "server (key rotated by the provider, or someone in between?)"
-                )
-            elif hk.known_hosts:
-                add(f"       no key for this server in the known_hosts file {hk.known_hosts}")
-            else:
-                add("       the connection has no host_key extra and no known_hosts entry")
-        if hk.error:
-            add(f"       server key unreadable: {hk.error}")
-        else:
-            add(
-                f"       empreinte du serveur / server key fingerprint: {hk.fingerprint} "
-                f"({hk.algorithm})"
-            )
-            add("       1. Vérifiez-la avec le prestataire par un autre canal (téléphone, ticket)")
-            add("          / verify it with the provider out of band FIRST;")
-            target = f"connection {sftp.conn_id!r}"
-            add(f"       2. puis posez cet extra / then set this extra on {target}")
-            add("          (keep its other keys, drop no_host_key_check):")
-            add(f"            {hk.extra}")
-        if not sftp.connected:
-            add("       Rien n'a été listé / nothing was listed.")
-
-    for d in sftp.directions:
-        add(f"  {d.direction}  {d.folder}")
-        if d.error:
-            add(f"    [KO] {d.error}")
-            continue
-        if not d.found:
-            add(f"    [KO] dossier absent / folder missing: {d.folder}")
-            continue
-        add(
-            f"    [OK] {d.valid} fichier(s) valide(s) / valid file(s), "
-            f"{human_bytes(d.valid_bytes)} ({d.valid_bytes} bytes)"
-        )
-        if d.young:
-            add(f"    [!]  {d.young} plus récent(s) que min_file_age / younger than min_file_age")
-        if d.rejected:
-            reasons = Counter(reason for _, reason in d.rejected)
-            summary = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
-            add(f"    [!]  {len(d.rejected)} rejeté(s) / rejected ({summary}):")
-            for name, reason in d.rejected[:MAX_NAMES_SHOWN]:
-                add(f"           {_printable(name)} — {reason} ({REASONS.get(reason, reason)})")
-            if len(d.rejected) > MAX_NAMES_SHOWN:
-                add(f"           … (+{len(d.rejected) - MAX_NAMES_SHOWN} more)")
-        if d.out_of_scope:
-            add(
-                f"    [i]  {d.out_of_scope} entrée(s) d'autres jours ignorée(s) / "
-                "other days' entries ignored"
-            )
-
-    report = sftp.report
-    if report is not None:
-        add(f"Rapport / report  {report.path}")
-        if report.error:
-            add(f"  [KO] illisible / unusable: {report.error}")
-        elif not report.found:
-            add(f"  [KO] absent / report {report.path} not found on the server")
-        else:
-            counts = report.counts or {}
-            said = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-            add(f"  [OK] trouvé / found ({report.kind}): {said}")
-            for d in sftp.directions:
-                expected = counts.get(d.direction, 0)
-                mark = "[OK]" if d.valid == expected else "[!] "
-                where = "" if d.found else " (folder absent)"
-                add(
-                    f"  {mark} {d.direction}: {d.valid} valid on the server / "
-                    f"{expected} reported{where}"
-                )
-    elif not sftp.connected:
-        add("Rapport / report  non vérifié / not checked (no SFTP session)")
-
-    crm_look = result.crm
-    if crm_look is None:
-        add("CRM  pas d'export CRM configuré / no digital section: nothing to check")
-    else:
-        url = f" → GET {crm_look.url}" if crm_look.url else ""
-        auth = f" (auth: {crm_look.auth})" if crm_look.auth else ""
-        add(f"CRM  {crm_look.conn_id}{url}{auth}")
-        if crm_look.error:
-            add(f"  [KO] {crm_look.error}")
-        else:
-            stated = (
-                f"; the CRM states {crm_look.stated_total} for the day"
-                if crm_look.stated_total is not None
-                else "; no stated total (the run pages through the rest)"
-            )
-            add(f"  [OK] répond / answers: {crm_look.records} record(s) on the first page{stated}")
-            if crm_look.auth == "none":
-                add("  [!]  aucun identifiant sur la connexion / no credentials on the connection")
-
-    if sftp.connected:
-        size = f"{result.valid_files} file(s), {human_bytes(result.valid_bytes)}"
-        add(f"Copie estimée / estimated copy  {size}")
-        add(f"  [i]  {copy_estimate(result.valid_bytes, p.recordings.max_bandwidth)}")
-
-    add("")
-    if result.warnings:
-        add(f"Attention / warnings ({len(result.warnings)}):")
-        out.extend(f"  - {w}" for w in result.warnings)
-    if result.problems:
-        add(f"Verdict : PROBLÈMES / PROBLEMS FOUND ({len(result.problems)}) — exit 1")
-        out.extend(f"  {i}. {text}" for i, text in enumerate(result.problems, 1))
-    else:
-        add(f"Verdict : PRÊT / READY — exit 0. Next: unpause ingest_{p.id} in the Airflow UI.")
-    return "\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------------------- command line
