@@ -719,11 +719,6 @@ def _safe_token(run_token: str) -> str:
     return token[:80] or "run"
 
 
-def temp_path(dest: Path, run_token: str) -> Path:
-    """The run-unique temporary name beside ``dest`` (swept like every other: layout.py)."""
-    return tmp_path_for(dest, _safe_token(run_token))
-
-
 def _check_config(cfg: DigitalConfig, provider: str) -> None:
     if cfg.format == "csv" and (
         cfg.pagination.type == "cursor" or cfg.pagination.next_path or cfg.total_path
@@ -879,7 +874,7 @@ def export_day(
                 len(seen),
             )
         if versions:
-            _keep_last_versions(out, temp_path(dest, run_token), versions, cfg.id_field)
+            _keep_last_versions(out, tmp_path_for(dest, token), versions, cfg.id_field)
             log.warning(
                 "CRM export %s %s: %d id(s) came with different contents; kept the last "
                 "version of each: %s",

@@ -26,7 +26,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from include.cc_intake.config import DIRECTIONS, DailyReportConfig
 from include.cc_intake.errors import ReportError
@@ -53,35 +52,6 @@ class DailyReport:
     counts: Mapping[str, int]
     call_ids: Mapping[str, tuple[str, ...]] | None = None
     warnings: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form (for the proof file and XCom)."""
-        return {
-            "provider": self.provider,
-            "day": self.day.isoformat(),
-            "kind": self.kind,
-            "source": self.source,
-            "counts": dict(self.counts),
-            "call_ids": (
-                None
-                if self.call_ids is None
-                else {d: list(ids) for d, ids in self.call_ids.items()}
-            ),
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DailyReport:
-        ids = data.get("call_ids")
-        return cls(
-            provider=data["provider"],
-            day=dt.date.fromisoformat(data["day"]),
-            kind=data["kind"],
-            source=data["source"],
-            counts={d: int(n) for d, n in data["counts"].items()},
-            call_ids=None if ids is None else {d: tuple(v) for d, v in ids.items()},
-            warnings=tuple(data.get("warnings", ())),
-        )
 
 
 def parse_report_date(text: str) -> dt.date | None:

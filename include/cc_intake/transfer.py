@@ -586,28 +586,6 @@ def _landed(job: CopyJob, sha256: str, start: int) -> CopyOutcome:
     )
 
 
-async def copy_file(
-    sftp: asyncssh.SFTPClient,
-    job: CopyJob,
-    *,
-    token: str,
-    root: Path,
-    limiter: RateLimiter,
-    progress: Progress | None = None,
-    rng: random.Random | None = None,
-) -> CopyOutcome:
-    """Copy one remote file to its final path, resuming a previous temporary file if any."""
-    sink = await _fetch(
-        sftp, job, token=token, root=root, limiter=limiter, progress=progress, rng=rng
-    )
-    try:
-        await asyncio.to_thread(sink.sync)
-    except BaseException:
-        sink.close()
-        raise
-    return _landed(job, sink.rename(job.final, job.entry.size), sink.start)
-
-
 @functools.cache
 def _writeback() -> Callable[[int, int, int], None] | None:
     """Linux's sync_file_range(2) with SYNC_FILE_RANGE_WRITE: start writeback, do not wait."""

@@ -15,9 +15,10 @@ import pytest
 import requests
 
 from include.cc_intake.config import DigitalConfig
-from include.cc_intake.crm import ExportResult, export_day, temp_path
+from include.cc_intake.crm import ExportResult, export_day
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ExportError, MalformedPageError, ShrunkExportError
+from include.cc_intake.layout import tmp_path_for
 from include.cc_intake.sandbox.crm_server import (
     ApiKeyAuth,
     BasicAuth,
@@ -198,7 +199,7 @@ def test_failed_rerun_keeps_the_previous_file_and_a_good_one_replaces_it(tmp_pat
         second = export(server, cursor_cfg(), tmp_path, run_token="run-3")
     assert second.path == first.path and len(read_lines(second.path)) == 90
     assert sorted(p.name for p in second.path.parent.iterdir()) == ["interactions.jsonl"]
-    assert not temp_path(second.path, "run-3").exists()
+    assert not tmp_path_for(second.path, "run-3").exists()
     assert stat.S_IMODE(second.path.stat().st_mode) == 0o640
     for folder in (second.path.parent, second.path.parent.parent, tmp_path / "digital"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o750

@@ -187,11 +187,6 @@ def test_detail_duplicate_call_id_is_counted_once_with_a_warning(tmp_path: Path)
     )
 
 
-def test_round_trip_through_a_dict(tmp_path: Path) -> None:
-    report = _parse(_write(tmp_path, "call_id;direction\n1;IN\n"), _cfg(**DETAIL))
-    assert DailyReport.from_dict(report.to_dict()) == report
-
-
 # --- malformed reports: each message names provider, day, file, line and what was expected --
 
 
