@@ -28,7 +28,8 @@ from fastapi.responses import (
 )
 
 from include.cc_intake import alerts_outbox, overview, proof_pages
-from include.cc_intake.constants import TAG_CONFIG_ERROR
+from include.cc_intake.airflow.links import PROOF_ROUTE, URL_PREFIX
+from include.cc_intake.constants import DAG_PREFIX, TAG_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import data_root
 
@@ -37,9 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/cc-intake"
 URL_ROUTE = "cc-intake-overview"
-DAG_PREFIX = "ingest_"
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -185,7 +184,7 @@ def create_app() -> FastAPI:
         headers = {**_SECURITY_HEADERS, "Content-Security-Policy": overview.CONTENT_SECURITY_POLICY}
         return HTMLResponse(body, headers=headers)
 
-    @app.get("/quality/{rel_path:path}")
+    @app.get(f"/{PROOF_ROUTE}/{{rel_path:path}}")
     def quality_file(rel_path: str, user: CurrentUser) -> FileResponse:
         root = data_root()
         try:

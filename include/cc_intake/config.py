@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from include.cc_intake.constants import RESERVED_GROUP_NAMES
+from include.cc_intake.constants import RESERVED_GROUP_NAMES, dag_id_of
 from include.cc_intake.errors import ConfigError
 
 DIRECTIONS = ("ENTRANTS", "SORTANTS")
@@ -350,7 +350,7 @@ class ProviderConfig(_Model):
 
     @property
     def dag_id(self) -> str:
-        return f"ingest_{self.id}"
+        return dag_id_of(self.id)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -452,7 +452,7 @@ class BrokenProvider(BaseModel):
 
     @property
     def dag_id(self) -> str:
-        return f"ingest_{self.key}"
+        return dag_id_of(self.key)
 
 
 def _valid(check: Any, value: object) -> bool:

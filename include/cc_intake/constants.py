@@ -11,6 +11,7 @@ TAG_CONFIG_ERROR = "config-error"
 TAG_DIGITAL = "digital"
 
 DEFAULT_OWNER = "cc-intake"
+DAG_PREFIX = "ingest_"  # a provider's DAG id is DAG_PREFIX + its id (dag_id_of)
 MAX_ACTIVE_RUNS = 3
 
 # Task ids are part of the operator's vocabulary (UI, e-mails, docs): keep them stable.
@@ -42,3 +43,8 @@ MANIFEST_LEADING_COLUMNS = (
 )
 MANIFEST_ADDED_COLUMNS = ("codec", "duration_s", "audio_ok", "endpoint")
 RESERVED_GROUP_NAMES = (*MANIFEST_LEADING_COLUMNS, *MANIFEST_ADDED_COLUMNS)
+
+
+def dag_id_of(provider: str) -> str:
+    """The DAG id of a provider (the YAML's id, or its file's stem for a broken YAML)."""
+    return f"{DAG_PREFIX}{provider}"

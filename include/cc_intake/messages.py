@@ -36,6 +36,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from include.cc_intake.constants import dag_id_of
+
 # --------------------------------------------------------------------------- masking
 
 _SEP = r"[ .\-]?"
@@ -393,7 +395,7 @@ def _header(
 
 
 def _dag_id(provider_id: str) -> str:
-    return f"ingest_{sanitize(provider_id, limit=80)}"
+    return dag_id_of(sanitize(provider_id, limit=80))
 
 
 def rerun_instructions(

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from include.cc_intake.constants import STATUS_CONFIG_ERROR
+from include.cc_intake.constants import STATUS_CONFIG_ERROR, dag_id_of
 from include.cc_intake.errors import UnsafePathError
 
 DEFAULT_DAYS = 30
@@ -91,7 +91,7 @@ class ProviderRow:
 
     @property
     def dag_id(self) -> str:
-        return f"ingest_{self.provider}"
+        return dag_id_of(self.provider)
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,7 @@ def build_overview(
 
 
 def dag_href(provider: str, *, ui_base: str = "../") -> str:
-    return f"{ui_base}dags/ingest_{quote(provider)}"
+    return f"{ui_base}dags/{quote(dag_id_of(provider))}"
 
 
 def run_href(cell: DayCell, *, ui_base: str = "../") -> str:

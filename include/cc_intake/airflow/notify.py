@@ -33,7 +33,9 @@ from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from include.cc_intake import alerts_outbox, errors, messages
+from include.cc_intake.airflow.links import base_url, proof_url
 from include.cc_intake.airflow.runtime_settings import ops_emails
+from include.cc_intake.constants import dag_id_of
 from include.cc_intake.days import processed_day
 from include.cc_intake.layout import FILE_MODE, data_root, make_dirs
 
@@ -49,7 +51,6 @@ DEFAULT_SMTP_CONN_ID = "smtp_default"
 SEND_TRIES = 3
 SEND_BACKOFF_S = 2.0
 FALLBACK_SENDER = "cc-intake@localhost"
-_DEFAULT_BASE_URL = "http://localhost:8080"  # Airflow's own fallback when [api] base_url is unset
 
 # Most specific first: HostKeyError and TransferError are RemoteErrors.
 _KIND_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
@@ -83,13 +84,6 @@ _KIND_BY_TASK: tuple[tuple[str, str], ...] = (
 
 
 # --------------------------------------------------------------------------- links and days
-
-
-def base_url() -> str:
-    """Airflow's ``[api] base_url`` without the trailing slash (contract §7 *Alerts*)."""
-    from airflow.providers.common.compat.sdk import conf
-
-    return (conf.get("api", "base_url", fallback=None) or _DEFAULT_BASE_URL).rstrip("/")
 
 
 def run_link(dag_id: str, run_id: str, *, base: str | None = None) -> str:
@@ -162,7 +156,7 @@ def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], s
             details["rejected"] = summary["rejected"]
     # Served by the overview plugin behind the Airflow login (plugins/overview.py).
     existing = [
-        f"{base_url()}/cc-intake/quality/{provider_id}/{day}/{name}"
+        proof_url(provider_id, day, name)
         for name in ("recordings.html", "digital.html")
         if (folder / name).is_file()
     ]
@@ -221,7 +215,7 @@ def failure_email(
     task_id = str(getattr(ti, "task_id", None) or "?")
     try_number = getattr(ti, "try_number", None)
     dag_id = str(
-        getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or f"ingest_{provider_id}"
+        getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or dag_id_of(provider_id)
     )
     run_id = str(
         getattr(dag_run, "run_id", None) or context.get("run_id") or getattr(ti, "run_id", "")
@@ -546,7 +540,7 @@ def _dag_and_day(
     ti = context.get("ti") or context.get("task_instance")
     dag_run = context.get("dag_run")
     dag_id = str(
-        getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or f"ingest_{provider_id}"
+        getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None) or dag_id_of(provider_id)
     )
     day = day_of_run(
         tz=timezone,
@@ -733,7 +727,7 @@ async def deadline_missed_callback(
     skipped. Returns a short outcome, which Airflow stores as the callback's output.
     """
     dag_run: Mapping[str, Any] = (context or {}).get("dag_run") or {}
-    dag_id = str(dag_run.get("dag_id") or f"ingest_{provider_id}")
+    dag_id = str(dag_run.get("dag_id") or dag_id_of(provider_id))
     run_id = str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "")
     run_type = str(dag_run.get("run_type") or "")
     if run_type != "scheduled":

@@ -26,6 +26,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from include.cc_intake import constants as C
+from include.cc_intake.airflow.links import proof_url
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
@@ -140,14 +141,6 @@ class ProofLink(BaseOperatorLink):
         return str(value or "")
 
 
-def proof_url(provider: str, day: dt.date, kind: str) -> str:
-    """Where the overview plugin serves a proof page, under Airflow's own base URL."""
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
-    return f"{base}/cc-intake/quality/{provider}/{day.isoformat()}/{kind}.html"
-
-
 @contextlib.contextmanager
 def day_lock(layout: DayLayout) -> Iterator[None]:
     """Serialise proof + summary writes of one day (recordings and digital run in parallel).
@@ -214,7 +207,7 @@ class ProviderDayMixin:
                 recordings=result if kind == "recordings" else None,
                 digital=result if kind == "digital" else None,
             )
-        url = proof_url(self.provider.id, layout.day, kind)
+        url = proof_url(self.provider.id, layout.day, f"{kind}.html")
         context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
         log.info("%s %s: proof page %s (%s)", self.provider.id, layout.day, html_path, url)
         for warning in result.get("warnings") or []:

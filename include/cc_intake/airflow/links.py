@@ -1,0 +1,32 @@
+"""Where an operator reaches things: Airflow's base URL, the plugin's mount, the proof pages.
+
+One home for these URLs: the task's extra link, the failure e-mails and the overview plugin
+import them from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+DEFAULT_BASE_URL = "http://localhost:8080"  # Airflow's own fallback when [api] base_url is unset
+URL_PREFIX = "/cc-intake"
+"""Where the api-server mounts the overview plugin's app (plugins/overview.py)."""
+PROOF_ROUTE = "quality"
+"""The plugin's route to the proof files: the data root's ``quality/`` folder, as laid out."""
+
+
+def base_url() -> str:
+    """Airflow's ``[api] base_url`` without the trailing slash (contract §7 *Alerts*)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    return (conf.get("api", "base_url", fallback=None) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def proof_url(provider: str, day: dt.date | str, name: str, *, base: str | None = None) -> str:
+    """A proof file of the day as the overview plugin serves it (behind the Airflow login).
+
+    :param name: the file's name in the day's proof folder, e.g. ``recordings.html``.
+    """
+    day_text = day.isoformat() if isinstance(day, dt.date) else day
+    root = (base or base_url()).rstrip("/")
+    return f"{root}{URL_PREFIX}/{PROOF_ROUTE}/{provider}/{day_text}/{name}"
