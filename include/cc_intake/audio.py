@@ -1,7 +1,7 @@
 """What a recording's first bytes say about it: codec, duration, and whether it is whole.
 
-The copy step keeps the first ``HEAD_BYTES`` of each file as it streams it, then calls
-``probe_audio`` — the file is never read a second time. Three families are understood:
+The copy step reads back the first ``HEAD_BYTES`` of each file it lands (from the page cache,
+just written), then calls ``probe_audio``. Three families are understood:
 
 - WAV (RIFF/WAVE, and RF64): the ``fmt`` chunk gives the codec (PCM, A-law, µ-law,
   GSM 6.10, ADPCM…), the ``data`` chunk's declared size gives the duration and proves the

@@ -130,24 +130,30 @@ def longest_tmp_name(name: str, *, size: int, mtime: int) -> str:
 
 @contextlib.contextmanager
 def atomic_writer(
-    final: Path, token: str, *, root: Path | None = None, binary: bool = False
+    final: Path,
+    token: str,
+    *,
+    root: Path | None = None,
+    binary: bool = False,
+    mode: int = FILE_MODE,
 ) -> Iterator[IO]:
     """Write to a temporary sibling, fsync, then rename onto ``final``; nothing on failure.
 
     On any failure (a full disk raises at a write, at the flush on close or at the fsync) the
     temporary file is removed and ``final`` keeps its previous content. Text mode is UTF-8
-    with no newline translation. ``root`` bounds the folders created.
+    with no newline translation. ``root`` bounds the folders created. ``mode`` is the file's
+    from its creation (0640 for what lands; the sandbox's private keys and mailbox use 0600).
     """
     make_dirs(final.parent, stop_at=root)
     tmp = tmp_path_for(final, token)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
         with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, final)
         fsync_dir(final.parent)
     except BaseException:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.constants import STATUS_CONFIG_ERROR
+from include.cc_intake.crm import get_path
 from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
 from include.cc_intake.layout import atomic_writer, storage_errors
@@ -628,22 +629,6 @@ def validate_recordings(
 # Digital
 
 
-def _get_path(obj: Any, path: str) -> Any:
-    """Follow a dotted path (``meta.created_at``) into a parsed JSON object; None if absent."""
-    current = obj
-    for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
-            index = int(part)
-            if not -len(current) <= index < len(current):
-                return None
-            current = current[index]
-        else:
-            return None
-    return current
-
-
 def _parse_timestamp(value: Any, tz: Any) -> dt.datetime | None:
     """An aware datetime in ``tz`` from ISO-8601 (naive = provider time) or epoch s/ms."""
     if value is None or isinstance(value, bool):
@@ -813,7 +798,7 @@ def validate_digital(
                     f"{error} (expected one JSON object per line)"
                 )
             lines.append(number)
-            raw_id = _get_path(record, id_col)
+            raw_id = get_path(record, id_col)
             record_id = None if raw_id is None or str(raw_id).strip() == "" else str(raw_id)
             ids.append(record_id)
             if record_id is None:
@@ -823,7 +808,7 @@ def validate_digital(
             else:
                 seen[record_id] = number
             if ts_col:
-                raw_ts = _get_path(record, ts_col)
+                raw_ts = get_path(record, ts_col)
                 moment = _parse_timestamp(raw_ts, tz)
                 stamps.append(moment)
                 if moment is None:
@@ -833,7 +818,7 @@ def validate_digital(
                         {"id": record_id, "line": number, "timestamp": moment.isoformat()}
                     )
             if dig.content_field:
-                length = _content_length(_get_path(record, dig.content_field))
+                length = _content_length(get_path(record, dig.content_field))
                 lengths.append(length)
                 if length == 0:
                     checks.empty_content.append({"id": record_id, "line": number})

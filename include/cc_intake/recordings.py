@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from include.cc_intake.audio import probe_audio
 from include.cc_intake.config import ProviderConfig, RecordingsConfig
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import DayLayout, remove_stale_tmp
@@ -339,10 +340,6 @@ def _held_rows(
 
 
 def _audio_columns(outcome: CopyOutcome) -> dict[str, str]:
-    try:
-        from include.cc_intake.audio import probe_audio
-    except ImportError:  # the audio probe is optional until it lands
-        return {}
     info = probe_audio(outcome.head, outcome.job.entry.size, outcome.job.entry.rel_name)
     return {
         "codec": info.codec or "",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.cc_intake.audio import HEAD_BYTES
 from include.cc_intake.errors import TransferError
 from include.cc_intake.layout import FILE_MODE, make_dirs, resume_tag, tmp_path_for
 from include.cc_intake.messages import mask_phone
@@ -56,7 +57,6 @@ IN_FLIGHT = 8 * 1024 * 1024
 HANDOFF = 1024 * 1024
 # Bytes written between two starts of the disk's writeback for a large file.
 WRITEBACK = 16 * 1024 * 1024
-HEAD_BYTES = 64 * 1024
 PROGRESS_EVERY = 10.0
 # What a resume compares of its temporary file with the remote before trusting it. Size and
 # mtime alone do not tell a re-delivery apart (`cp -p`, `rsync -t`, constant-bitrate WAV): the

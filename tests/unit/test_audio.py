@@ -51,10 +51,6 @@ def id3v2(payload_size: int) -> bytes:
     return b"ID3\x04\x00\x00" + synchsafe + bytes(payload_size)
 
 
-def test_head_bytes_is_64_kib():
-    assert HEAD_BYTES == 65536
-
-
 def test_wav_alaw():
     info = probe(wav(tag=6, data=bytes(8000 * 3)), "a.wav")
     assert info == AudioInfo("pcm_alaw", 3.0, True, info.detail)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import asyncssh
 
+from include.cc_intake.layout import atomic_writer
+
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 CLIENT_KEY_NAME = "intake_client_ed25519_key"
 
@@ -59,12 +61,9 @@ def _public_line(key: asyncssh.SSHKey) -> str:
 
 def _write_key(path: Path) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # Created 0600 from the start: a private key must never be readable by others, even briefly.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
+    with atomic_writer(path, str(os.getpid()), binary=True, mode=0o600) as handle:
         handle.write(key.export_private_key("openssh"))
-    tmp.replace(path)
     pub = path.with_name(path.name + ".pub")
     pub.write_text(_public_line(key) + "\n", encoding="ascii")
 

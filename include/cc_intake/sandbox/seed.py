@@ -30,6 +30,7 @@ from typing import Literal
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.errors import ConfigError
+from include.cc_intake.layout import atomic_writer
 
 SCENARIOS: tuple[str, ...] = ("normal", "report_mismatch", "missing_report")
 Codec = Literal["alaw", "ulaw", "mp3"]
@@ -344,13 +345,12 @@ def _ready_ceiling(cfg: ProviderConfig) -> float:
 
 
 def _write(path: Path, data: bytes, mtime: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_symlink():
         path.unlink()
-    tmp = path.with_name(f".seed-{os.getpid()}-{path.name}")
-    tmp.write_bytes(data)
-    os.utime(tmp, (mtime, mtime))
-    tmp.replace(path)
+    with atomic_writer(path, f"seed{os.getpid()}", binary=True) as handle:
+        handle.write(data)
+        handle.flush()  # before the mtime: a later write would move it
+        os.utime(handle.fileno(), (mtime, mtime))
 
 
 def _folder(cfg: ProviderConfig, direction: str, day: dt.date) -> str:

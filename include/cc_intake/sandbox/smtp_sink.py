@@ -13,7 +13,6 @@ import datetime as dt
 import email
 import email.policy
 import itertools
-import os
 import threading
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +20,8 @@ from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from include.cc_intake.layout import atomic_writer
 
 
 class _Controller(Controller):
@@ -116,10 +117,7 @@ class SmtpSink:
             number = next(self._counter)
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
             path = self.folder / f"{number:06d}-{stamp}.eml"
-            tmp = path.with_name(f".{path.name}.tmp")
             # Alerts may quote file names of personal recordings: keep the mailbox private.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
+            with atomic_writer(path, "sink", binary=True, mode=0o600) as handle:
                 handle.write(envelope + content)
-            tmp.replace(path)
         return path
