@@ -9,7 +9,6 @@ direction what landed, what was rejected and why, the verdict and where to look.
 from __future__ import annotations
 
 import argparse
-import csv
 import email
 import json
 import os
@@ -67,19 +66,18 @@ def run_dag(dag_id: str, logical_date: str, env: dict[str, str], log: Path) -> i
 def _manifest_lines(path: Path) -> list[str]:
     if not path.exists():
         return ["    (no manifest: the copy did not run)"]
-    from include.cc_intake.manifest import is_received
+    from include.cc_intake.manifest import read_manifest
 
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_manifest(path)
     lines = []
     for direction in ("ENTRANTS", "SORTANTS"):
-        mine = [r for r in rows if r["direction"] == direction]
-        landed = [r for r in mine if is_received(r["status"])]
-        reasons = Counter(r["reason"] for r in mine if r["status"] == "rejected")
-        size = sum(int(r["size_bytes"]) for r in landed)
+        mine = [r for r in rows if r.direction == direction]
+        landed = [r for r in mine if r.landed]
+        reasons = Counter(r.reason for r in mine if r.status == "rejected")
+        size = sum(r.size_bytes for r in landed)
         rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
         # Only when there are some: a plain day's printout stays as it always was.
-        others = Counter(r["status"] for r in mine if r["status"] in ("kept", "failed"))
+        others = Counter(r.status for r in mine if r.status in ("kept", "failed"))
         noted = "".join(f"   {status}: {n}" for status, n in sorted(others.items()))
         lines.append(
             f"    {direction:<9} {len(landed):>4} files  {size / 1e6:7.1f} MB"
