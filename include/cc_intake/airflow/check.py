@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from include.cc_intake.config import ProviderConfig, load_provider
 from include.cc_intake.days import parse_day, processed_day
 from include.cc_intake.errors import ConfigError, HostKeyError, RemoteError, ReportError
-from include.cc_intake.messages import mask_phone, sanitize
 from include.cc_intake.naming import escape_unsafe, render_folder
+from include.cc_intake.redact import mask_phone, sanitize
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
