@@ -13,15 +13,19 @@ shows when it can), both UTF-8 quoted-printable. The blocks hold text that is al
 from __future__ import annotations
 
 import datetime as dt
+import email.charset
 import email.policy
 import email.utils
 import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import jinja2
 
@@ -30,6 +34,7 @@ from include.cc_intake.redact import one_line
 TEMPLATES = Path(__file__).parent / "templates"
 FOOTER = "Message automatique de cc-intake (Airflow). Ne pas répondre."
 MESSAGE_ID_DOMAIN = "cc-intake.invalid"
+_POLICY = email.policy.compat32.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True)
@@ -156,35 +161,46 @@ def render(subject: str, blocks: Sequence[Block]) -> Email:
 # --------------------------------------------------------------------------- MIME
 
 
+def _part(content: str, subtype: str) -> MIMENonMultipart:
+    charset = email.charset.Charset("utf-8")
+    # Quoted-printable: 7-bit safe for any server (no SMTPUTF8/8BITMIME needed) and still
+    # readable when an operator opens a kept .eml in a text editor.
+    charset.body_encoding = email.charset.QP
+    part = MIMENonMultipart("text", subtype, policy=_POLICY)
+    part.set_payload(content, charset)
+    return part
+
+
 def mime_message(
     mail: Email,
     *,
     sender: str,
     to: Sequence[str],
     at: dt.datetime | None = None,
-) -> EmailMessage:
+) -> Message:
     """The RFC 5322 message of ``mail``: ``multipart/alternative`` (text, then HTML).
 
     What is sent over SMTP and what the outbox keeps as ``.eml`` (``as_bytes()`` has CRLF line
     ends: the message goes to the server byte for byte). ``at`` is the Date (default now).
+
+    Built with the ``email.mime`` classes, as ``SmtpHook`` builds its own messages: Python
+    3.11's newer header folder loses or adds spaces around encoded words in a long French
+    subject; ``Header`` encodes it whole and reads back exactly.
     """
-    message = EmailMessage(policy=email.policy.SMTP)
+    message: Message
+    if mail.body_text:
+        message = MIMEMultipart("alternative", policy=_POLICY)
+        message.attach(_part(mail.body_text, "plain"))
+        message.attach(_part(mail.body_html, "html"))
+    else:
+        message = _part(mail.body_html, "html")
+    subject = one_line(mail.subject)
+    # A Header is what compat32 folds right (typeshed only knows str values).
+    message["Subject"] = subject if subject.isascii() else cast(str, Header(subject, "utf-8"))
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = one_line(mail.subject)
     message["Date"] = email.utils.format_datetime(
         (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     )
     message["Message-ID"] = email.utils.make_msgid(domain=MESSAGE_ID_DOMAIN)
-    # Quoted-printable: 7-bit safe for any server (no SMTPUTF8/8BITMIME needed) and still
-    # readable when an operator opens a kept .eml in a text editor.
-    if mail.body_text:
-        message.set_content(
-            mail.body_text, subtype="plain", charset="utf-8", cte="quoted-printable"
-        )
-        message.add_alternative(
-            mail.body_html, subtype="html", charset="utf-8", cte="quoted-printable"
-        )
-    else:
-        message.set_content(mail.body_html, subtype="html", charset="utf-8", cte="quoted-printable")
     return message

@@ -111,3 +111,17 @@ def test_mime_message_without_text_is_html_alone():
 
     message = mime_message(mail, sender="intake@example.com", to=["a@example.com"], at=AT)
     assert message.get_content_type() == "text/html"
+
+
+def test_every_subject_reads_back_exactly_however_long():
+    # Python 3.11's default header folder dropped the space in "précédent conservé" and put
+    # one before "[intake]": seen in the e2e e-mails, hence the compat32 Header encoding.
+    from include.cc_intake.messages import SUBJECTS
+
+    for provider in ("acme_abidjan", "broken_acme", "a_provider_with_a_rather_long_identifier"):
+        for what in SUBJECTS.values():
+            subject = f"[intake][{provider}][2026-11-28] {what}"
+            mail = Email(subject=subject, body_text="t", body_html="<p>h</p>")
+            data = mime_message(mail, sender="intake@example.com", to=["a@example.com"]).as_bytes()
+            message = email.message_from_bytes(data, policy=email.policy.default)
+            assert message["Subject"] == subject
