@@ -6,9 +6,10 @@ written to ``<data_root>/alerts/undelivered/<timestamp>_<dag>_<day>.eml`` (files
 the server sends what is waiting there, oldest first, and deletes each file once sent; the
 overview page counts the files meanwhile.
 
-Each file is a complete RFC 5322 message (From, To, Subject, Date, Message-ID, one HTML part,
-CRLF line ends): an operator can read it in any mail client or send it by hand. Pure module:
-naming, rendering, parsing and listing; the sending lives in ``airflow/notify.py``.
+Each file is the complete RFC 5322 message that would have been sent (From, To, Subject, Date,
+Message-ID, ``multipart/alternative`` text + HTML, CRLF line ends: ``mail.mime_message``): an
+operator can read it in any mail client or send it by hand. Pure module: naming, rendering,
+parsing and listing; the sending lives in ``airflow/notify.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import email.utils
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import cast
 
 from include.cc_intake.layout import atomic_writer
+from include.cc_intake.mail import Email, mime_message
 
 OUTBOX_PARTS = ("alerts", "undelivered")
 SUFFIX = ".eml"
@@ -41,6 +42,13 @@ class QueuedEmail:
     body_html: str
     sender: str | None
     date: dt.datetime | None
+    body_text: str = ""
+    """The plain-text part; empty for a single-part HTML message."""
+
+    @property
+    def email(self) -> Email:
+        """The e-mail to send again, both parts as kept."""
+        return Email(subject=self.subject, body_text=self.body_text, body_html=self.body_html)
 
 
 def outbox_dir(data_root: Path) -> Path:
@@ -63,32 +71,18 @@ def eml_name(*, at: dt.datetime, dag_id: str, day: object) -> str:
     return f"{stamp}_{_name_part(dag_id, 120)}_{_name_part(day, 40)}{SUFFIX}"
 
 
-def _one_line(text: str) -> str:
-    # A header value may not carry CR/LF (a malformed target_date could): fold it into spaces.
-    return " ".join(str(text).split())
+def render_eml(mail: Email, *, to: Sequence[str], sender: str, at: dt.datetime) -> bytes:
+    """The e-mail as the RFC 5322 message it would have been sent as (bytes, CRLF line ends)."""
+    return mime_message(mail, sender=sender, to=to, at=at).as_bytes()
 
 
-def render_eml(
-    *,
-    to: Sequence[str],
-    subject: str,
-    body_html: str,
-    sender: str,
-    at: dt.datetime,
-) -> bytes:
-    """The e-mail as an RFC 5322 message (bytes, CRLF line ends, UTF-8 HTML part)."""
-    message = EmailMessage(policy=email.policy.SMTP)
-    message["From"] = sender
-    message["To"] = ", ".join(to)
-    message["Subject"] = _one_line(subject)
-    message["Date"] = email.utils.format_datetime(at.astimezone(dt.UTC))
-    message["Message-ID"] = email.utils.make_msgid(domain="cc-intake.invalid")
-    message.set_content(body_html, subtype="html", charset="utf-8")
-    return message.as_bytes()
+def _lf(content: str) -> str:
+    # A part read back has the message's CRLF line ends and a final one: undo both.
+    return content.replace("\r\n", "\n").removesuffix("\n")
 
 
 def parse_eml(data: bytes) -> QueuedEmail:
-    """Read back what :func:`render_eml` wrote (or any single-part HTML message).
+    """Read back what :func:`render_eml` wrote (or a single-part HTML message of an older one).
 
     Raises ``ValueError`` when the message has no recipient or no HTML body.
     """
@@ -103,15 +97,17 @@ def parse_eml(data: bytes) -> QueuedEmail:
     body = message.get_body(("html",))
     if body is None:
         raise ValueError("no HTML body")
+    text = message.get_body(("plain",)) if message.is_multipart() else None
     senders = getattr(message["From"], "addresses", ())
     sender = senders[0].addr_spec if senders else None
     date = getattr(message["Date"], "datetime", None)
     return QueuedEmail(
         to=to,
         subject=str(message["Subject"] or ""),
-        body_html=body.get_content(),
+        body_html=_lf(body.get_content()),
         sender=sender,
         date=date,
+        body_text=_lf(text.get_content()) if text is not None else "",
     )
 
 
@@ -142,12 +138,14 @@ def write_undelivered(
     dag_id: str,
     day: object,
     at: dt.datetime | None = None,
+    body_text: str = "",
 ) -> Path:
     """Keep one unsent e-mail in the outbox (atomic, 0640 under 0750 folders); its path."""
     at = at or dt.datetime.now(dt.UTC)
     root = Path(data_root)
     final = outbox_dir(root) / eml_name(at=at, dag_id=dag_id, day=day)
-    data = render_eml(to=list(to), subject=subject, body_html=body_html, sender=sender, at=at)
+    mail = Email(subject=subject, body_text=body_text, body_html=body_html)
+    data = render_eml(mail, to=list(to), sender=sender, at=at)
     with atomic_writer(final, secrets.token_hex(5), root=root, binary=True) as handle:
         handle.write(data)
     return final

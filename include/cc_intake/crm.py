@@ -22,7 +22,8 @@ What this module promises:
 - a page that came whole but unreadable is asked again twice within a minute, then
   :class:`MalformedPageError` (not worth a task retry minutes later);
 - every failure is an :class:`ExportError` naming provider, day, URL path (never the query
-  string, which may carry secrets), page number, HTTP status and a short scrubbed excerpt;
+  string, which may carry secrets), page number, HTTP status and a short excerpt redacted
+  by :mod:`include.cc_intake.redact` (the connection's credentials, other secrets, phones);
 - credentials are only ever sent to the connection's origin (next links and redirects to
   another origin fail).
 """
@@ -56,6 +57,7 @@ from include.cc_intake.errors import (
     ShrunkExportError,
 )
 from include.cc_intake.layout import atomic_writer, tmp_path_for
+from include.cc_intake.redact import mask_phone, redact_secrets, redact_values
 
 log = logging.getLogger(__name__)
 
@@ -196,34 +198,6 @@ def join_url(base_url: str, endpoint: str) -> str:
     return base_url + endpoint
 
 
-# Country calling codes: 1 and 7 take one digit, these take two, every other one three.
-_CC2_TEXT = (
-    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
-    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
-)
-_CC2 = frozenset(_CC2_TEXT.split())
-# Digits with optional single spaces or dots (not hyphens: ISO dates must stay readable).
-_PHONE_RE = re.compile(r"(?<![\w+.])(?:\+|00)?\d(?:[ .]?\d){7,16}(?![\w.]?\d)")
-
-
-def _mask_one(match: re.Match[str]) -> str:
-    text = match.group(0)
-    digits = re.sub(r"\D", "", text)
-    if not 8 <= len(digits) <= 15:
-        return text
-    prefix = ""
-    if text.startswith(("+", "00")):
-        digits = digits[2:] if text.startswith("00") else digits
-        size = 1 if digits[0] in "17" else 2 if digits[:2] in _CC2 else 3
-        prefix, digits = "+" + digits[:size], digits[size:]
-    return prefix + "*" * max(0, len(digits) - 2) + digits[-2:]
-
-
-def mask_phones(text: str) -> str:
-    """Mask phone-number-looking digit runs to country prefix + last two digits."""
-    return _PHONE_RE.sub(_mask_one, text)
-
-
 def _network_reason(exc: Exception) -> str:
     """The useful end of a requests/urllib3 network error (``[Errno 111] Connection refused``)."""
     text = str(exc)
@@ -311,11 +285,10 @@ class _Client:
         )
 
     def clean(self, text: str, limit: int = EXCERPT_CHARS) -> str:
-        """Short, single-line, secret-free, phone-masked excerpt of a body or error text."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        """Short, single-line excerpt of a body or error text, redacted (see ``redact``)."""
+        text = redact_values(text, self._secrets)
         text = re.sub(r"(https?://[^\s?#'\"]*|/[^\s?#'\"]*)\?[^\s'\"]*", r"\1?…", text)
-        text = mask_phones(" ".join(text.split()))
+        text = mask_phone(redact_secrets(" ".join(text.split())))
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def excerpt(self, response: requests.Response) -> str:

@@ -1,130 +1,28 @@
-"""The operators' e-mails, in French, all in one place; and the masking applied to every text.
+"""The operators' e-mails, in French, all in one place: what each alert says.
 
 Pure module (no Airflow): ``include.cc_intake.airflow.notify`` gathers the facts from the Airflow
 context into a :class:`Failure` and calls one builder of :data:`FAILURE_BUILDERS` with it. Every
-builder returns an :class:`Email` whose subject reads ``[intake][<provider>][<day>] <what is
-wrong>`` and whose body says what happened, what to do next and links to the Airflow run. Every
-free text (error messages, file names, details) goes through :func:`sanitize`: secrets are
-redacted and phone numbers masked (contract §2, §7).
-
-Phone-number heuristic of :func:`mask_phone` (precision over recall only where a date or an id
-would otherwise be mangled):
-
-- international, ``+`` then 8 to 15 digits, single spaces, dots or dashes allowed between digits:
-  ``+225 07 12 34 56 78`` → ``+225 ******78``;
-- international, ``00`` then a non-zero digit and 8 to 15 digits in all (same separators):
-  ``0022507123456`` → ``+225 ******56``;
-- local, 10 digits starting with ``0``, either contiguous or in pairs with one repeated separator
-  (``0712345678``, ``07 12 34 56 78``, ``07.12.34.56.78``) → ``******78``.
-
-The country prefix is cut with the ITU rule (1 and 7 are one digit, a fixed list is two digits,
-every other code three). A candidate touching a letter or another digit is left alone, so ids
-like ``AG0712345678`` or UUIDs stay intact; an underscore is a boundary, so a caller number inside
-a recording name (``…_0712345678.wav``) is masked. Dates (``20261125``, ``2026-11-25``), ISO
-times and offsets (``+00:00``) and numbers not starting with ``0`` or ``+`` never match. Known
-misses, accepted: national numbers written without their leading ``0`` and local formats other
-than ten digits.
+builder returns an :class:`~include.cc_intake.mail.Email` whose subject reads
+``[intake][<provider>][<day>] <what is wrong>`` and whose body says what happened, what to do
+next and links to the Airflow run. The builders only say *what*: a list of blocks that
+:mod:`include.cc_intake.mail` renders as the text and HTML parts. Every free text (error
+messages, file names, details) goes through :func:`include.cc_intake.redact.sanitize`: secrets
+are redacted and phone numbers masked (contract §2, §7).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from include.cc_intake.constants import dag_id_of
+from include.cc_intake.mail import Block, Email, Facts, Items, Link, Para, Pre, render
+from include.cc_intake.redact import one_line, sanitize
 
-# --------------------------------------------------------------------------- masking
-
-_SEP = r"[ .\-]?"
-_INTL_PLUS_RE = re.compile(rf"(?<![0-9A-Za-z+])\+(?P<num>\d(?:{_SEP}\d){{7,14}})(?![0-9A-Za-z])")
-_INTL_00_RE = re.compile(
-    rf"(?<![0-9A-Za-z+])00{_SEP}(?P<num>[1-9](?:{_SEP}\d){{7,14}})(?![0-9A-Za-z])"
-)
-_LOCAL_RE = re.compile(
-    r"(?<![0-9A-Za-z+])(?P<num>0\d(?P<sep>[ .\-]?)\d\d(?P=sep)\d\d(?P=sep)\d\d(?P=sep)\d\d)"
-    r"(?![0-9A-Za-z])"
-)
-# Two-digit ITU country codes; 1 and 7 are one digit; every other code has three digits.
-_CC2 = frozenset(
-    re.findall(
-        r"\d\d",
-        "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
-        "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98",
-    )
-)
-_STARS = "******"
-
-
-def _country_code(digits: str) -> str:
-    if digits[0] in "17":
-        return digits[0]
-    if digits[:2] in _CC2:
-        return digits[:2]
-    return digits[:3]
-
-
-def _mask_international(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match["num"])
-    return f"+{_country_code(digits)} {_STARS}{digits[-2:]}"
-
-
-def _mask_local(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match["num"])
-    return f"{_STARS}{digits[-2:]}"
-
-
-def mask_phone(text: str) -> str:
-    """Mask phone numbers in ``text`` to country prefix + last two digits (see module doc)."""
-    text = _INTL_PLUS_RE.sub(_mask_international, text)
-    text = _INTL_00_RE.sub(_mask_international, text)
-    return _LOCAL_RE.sub(_mask_local, text)
-
-
-_SECRET_WORDS = (
-    r"password|passwd|pwd|passphrase|secret|client_secret|token|access_token|refresh_token"
-    r"|api[_-]?key|x-api-key|apikey|authorization|signature|sig|private_key"
-)
-_URL_USERINFO_RE = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s:@]+:[^/\s@]*@")
-_KEY_VALUE_RE = re.compile(
-    rf"(?i)(?P<key>\b(?:{_SECRET_WORDS}))(?P<q>[\"']?)(?P<sep>\s*[=:]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic|token)\s+)?[^\s&;,\"'}]+)"
-)
-_AUTH_SCHEME_RE = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=\-]{8,}")
-
-
-def redact_secrets(text: str) -> str:
-    """Redact credentials that error texts sometimes carry: URL passwords, tokens, API keys."""
-    text = _URL_USERINFO_RE.sub(r"\g<scheme>***@", text)
-    text = _KEY_VALUE_RE.sub(r"\g<key>\g<q>\g<sep>***", text)
-    return _AUTH_SCHEME_RE.sub(r"\g<scheme> ***", text)
-
-
-_MAX_TEXT = 3000
-
-
-def sanitize(value: object, *, limit: int = _MAX_TEXT) -> str:
-    """How every free text reaches an e-mail: secrets redacted, phones masked, length capped."""
-    text = mask_phone(redact_secrets(str(value)))
-    if len(text) > limit:
-        text = text[:limit].rstrip() + " … (tronqué : voir le journal de la tâche)"
-    return text
-
-
-# --------------------------------------------------------------------------- e-mail model
-
-
-@dataclass(frozen=True)
-class Email:
-    """A ready-to-send alert: the HTML body is what is mailed, the text body is for logs."""
-
-    subject: str
-    body_text: str
-    body_html: str
+# --------------------------------------------------------------------------- the facts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,38 +52,6 @@ class Failure:
     proof_link: str | None = None
     no_retry: bool = False
 
-
-# Blocks shared by the text and HTML renderings, so that both always say the same thing.
-@dataclass(frozen=True)
-class _Para:
-    text: str
-
-
-@dataclass(frozen=True)
-class _Facts:
-    rows: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class _List:
-    title: str
-    items: tuple[str, ...]
-    ordered: bool = False
-
-
-@dataclass(frozen=True)
-class _Pre:
-    title: str
-    text: str
-
-
-@dataclass(frozen=True)
-class _Link:
-    label: str
-    url: str
-
-
-_Block = _Para | _Facts | _List | _Pre | _Link
 
 _WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 _MONTHS = (
@@ -274,98 +140,13 @@ def _day_key(day: dt.date | str) -> str:
     return sanitize(day, limit=40)
 
 
-# Line breaks and other control characters (C0, DEL, C1, the Unicode line separators).
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-def one_line(text: str) -> str:
-    """``text`` fit for a mail header: control characters (CR, LF…) become one space.
-
-    A header value with CR/LF is refused by the mail library, or worse, read as a second header.
-    """
-    return _CONTROL_RE.sub(" ", text)
-
-
 def subject_line(provider_id: str, day: dt.date | str, what: str) -> str:
     """``[intake][<provider>][<day>] <what>`` — what every alert subject looks like, on one line."""
     return one_line(f"[intake][{sanitize(provider_id, limit=80)}][{_day_key(day)}] {what}")
 
 
-def _render_text(title: str, blocks: Sequence[_Block]) -> str:
-    out = [title, "=" * len(title), ""]
-    for block in blocks:
-        if isinstance(block, _Para):
-            out += [block.text, ""]
-        elif isinstance(block, _Facts):
-            width = max(len(label) for label, _ in block.rows)
-            out += [f"{label.ljust(width)} : {value}" for label, value in block.rows] + [""]
-        elif isinstance(block, _List):
-            out.append(f"{block.title} :")
-            for i, item in enumerate(block.items, 1):
-                out.append(f"  {i}. {item}" if block.ordered else f"  - {item}")
-            out.append("")
-        elif isinstance(block, _Pre):
-            out.append(f"{block.title} :")
-            out += [f"    {line}" for line in block.text.splitlines() or [""]]
-            out.append("")
-        else:
-            out += [f"{block.label} : {block.url}", ""]
-    out.append("-- \nMessage automatique de cc-intake (Airflow). Ne pas répondre.")
-    return "\n".join(out)
-
-
-def _link_html(url: str, label: str | None = None) -> str:
-    if re.match(r"^https?://", url):
-        return f'<a href="{html.escape(url, quote=True)}">{html.escape(label or url)}</a>'
-    return html.escape(url)
-
-
-def _render_html(title: str, blocks: Sequence[_Block]) -> str:
-    e = html.escape
-    parts = [
-        '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">',
-        f"<title>{e(title)}</title></head>",
-        '<body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #222;">',
-        f'<h2 style="font-size: 18px;">{e(title)}</h2>',
-    ]
-    for block in blocks:
-        if isinstance(block, _Para):
-            parts.append(f"<p>{e(block.text)}</p>")
-        elif isinstance(block, _Facts):
-            rows = "".join(
-                f'<tr><th style="text-align: left; padding-right: 12px;">{e(label)}</th>'
-                f"<td>{e(value)}</td></tr>"
-                for label, value in block.rows
-            )
-            parts.append(f"<table>{rows}</table>")
-        elif isinstance(block, _List):
-            tag = "ol" if block.ordered else "ul"
-            items = "".join(f"<li>{e(item)}</li>" for item in block.items)
-            parts.append(
-                f"<h3 style='font-size: 15px;'>{e(block.title)}</h3><{tag}>{items}</{tag}>"
-            )
-        elif isinstance(block, _Pre):
-            parts.append(
-                f"<h3 style='font-size: 15px;'>{e(block.title)}</h3>"
-                f'<pre style="background: #f4f4f4; padding: 8px; white-space: pre-wrap;">'
-                f"{e(block.text)}</pre>"
-            )
-        else:
-            parts.append(f"<p><strong>{e(block.label)} :</strong> {_link_html(block.url)}</p>")
-    parts.append(
-        '<p style="color: #777; font-size: 12px;">Message automatique de cc-intake (Airflow). '
-        "Ne pas répondre.</p></body></html>"
-    )
-    return "".join(parts)
-
-
-def _email(provider_id: str, day: dt.date | str, what: str, blocks: Sequence[_Block]) -> Email:
-    subject = subject_line(provider_id, day, what)
-    return Email(
-        subject=subject,
-        body_text=_render_text(subject, blocks),
-        body_html=_render_html(subject, blocks),
-    )
+def _email(provider_id: str, day: dt.date | str, what: str, blocks: Sequence[Block]) -> Email:
+    return render(subject_line(provider_id, day, what), blocks)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -378,7 +159,7 @@ def _header(
     day: dt.date | str,
     task_id: str | None = None,
     try_number: int | None = None,
-) -> _Facts:
+) -> Facts:
     rows = [
         (
             "Prestataire",
@@ -391,7 +172,7 @@ def _header(
         if try_number:
             step += f" (tentative {int(try_number)})"
         rows.append(("Étape", step))
-    return _Facts(tuple(rows))
+    return Facts(tuple(rows))
 
 
 def _dag_id(provider_id: str) -> str:
@@ -451,11 +232,11 @@ def _bullets(values: Iterable[Any], *, limit: int = 20) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _other_details(details: Mapping[str, Any] | None, known: Collection[str]) -> list[_Block]:
+def _other_details(details: Mapping[str, Any] | None, known: Collection[str]) -> list[Block]:
     rest = [(k, v) for k, v in (details or {}).items() if k not in known and v not in (None, "")]
     if not rest:
         return []
-    return [_List("Autres informations", tuple(f"{_label(k)} : {_value(v)}" for k, v in rest))]
+    return [Items("Autres informations", tuple(f"{_label(k)} : {_value(v)}" for k, v in rest))]
 
 
 def _counts_lines(counts: Mapping[str, Any]) -> tuple[str, ...]:
@@ -472,15 +253,15 @@ def _counts_lines(counts: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _error_block(error: object) -> list[_Block]:
+def _error_block(error: object) -> list[Block]:
     text = sanitize(error) if error not in (None, "") else ""
-    return [_Pre("Message d'erreur", text)] if text else []
+    return [Pre("Message d'erreur", text)] if text else []
 
 
-def _links(run_link: str, task_link: str | None = None) -> list[_Block]:
-    blocks: list[_Block] = [_Link("Exécution Airflow", run_link)]
+def _links(run_link: str, task_link: str | None = None) -> list[Block]:
+    blocks: list[Block] = [Link("Exécution Airflow", run_link)]
     if task_link:
-        blocks.append(_Link("Journal de la tâche", task_link))
+        blocks.append(Link("Journal de la tâche", task_link))
     return blocks
 
 
@@ -521,9 +302,9 @@ def deadline_missed(
     name = sanitize(provider_name, limit=120)
     limit = f"{sanitize(deadline, limit=10)}, heure de {sanitize(timezone, limit=60)}"
     state = _TI_STATES.get(run_state, sanitize(run_state or "en cours", limit=40))
-    blocks: list[_Block] = [
+    blocks: list[Block] = [
         _header(provider_id=provider_id, provider_name=provider_name, day=day),
-        _Para(
+        Para(
             f"La journée {_day_key(day)} du prestataire {name} n'est pas complète à l'heure "
             f"limite de livraison ({limit}) : l'exécution planifiée est toujours {state}."
         ),
@@ -532,7 +313,7 @@ def deadline_missed(
         active = [t for t, s in steps.items() if s in _ACTIVE_STATES]
         if active:
             blocks.append(
-                _Para(
+                Para(
                     "Étape en cours : "
                     + ", ".join(
                         f"{sanitize(t, limit=120)} ({_TI_STATES[steps[t]]})" for t in active
@@ -540,7 +321,7 @@ def deadline_missed(
                 )
             )
         blocks.append(
-            _List(
+            Items(
                 "État des étapes",
                 tuple(
                     f"{sanitize(t, limit=120)} : {_TI_STATES.get(s, sanitize(s or '', limit=40))}"
@@ -549,7 +330,7 @@ def deadline_missed(
             )
         )
     blocks += [
-        _List(
+        Items(
             "Que faire",
             (
                 "Ouvrir l'exécution dans Airflow (lien ci-dessous) et voir quelle étape attend.",
@@ -562,7 +343,7 @@ def deadline_missed(
             ),
             ordered=True,
         ),
-        _Para(
+        Para(
             "Cet avis ne concerne que les exécutions planifiées : la relance ou le rattrapage "
             "d'une journée passée ne l'envoie pas, et une exécution déjà en échec (dont l'e-mail "
             "d'échec est parti) non plus."
@@ -590,7 +371,7 @@ def _failure_email(
     *,
     lead: str,
     todo: Sequence[str],
-    facts: Sequence[_Block] = (),
+    facts: Sequence[Block] = (),
     known: Collection[str] = (),
     proof: str | None = None,
 ) -> Email:
@@ -600,7 +381,7 @@ def _failure_email(
     showed (``known`` are those it did), the numbered ``todo``, then the links.
     """
     f = failure
-    blocks: list[_Block] = [
+    blocks: list[Block] = [
         _header(
             provider_id=f.provider_id,
             provider_name=f.provider_name,
@@ -608,15 +389,15 @@ def _failure_email(
             task_id=f.task_id,
             try_number=f.try_number,
         ),
-        _Para(lead),
-        *([_Para(NO_RETRY)] if f.no_retry else []),
+        Para(lead),
+        *([Para(NO_RETRY)] if f.no_retry else []),
         *facts,
         *_error_block(f.error),
         *_other_details(f.details, known),
-        _List("Que faire", tuple(todo), ordered=True),
+        Items("Que faire", tuple(todo), ordered=True),
     ]
     if proof:
-        blocks.append(_Link("Page de preuve", sanitize(proof, limit=500)))
+        blocks.append(Link("Page de preuve", sanitize(proof, limit=500)))
     blocks += _links(f.run_link, f.task_link)
     return _email(f.provider_id, f.day, what, blocks)
 
@@ -628,11 +409,11 @@ def recordings_not_ready(failure: Failure) -> Email:
     """
     details = failure.details or {}
     day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
-    facts: list[_Block] = []
+    facts: list[Block] = []
     directions = details.get("directions")
     if isinstance(directions, Mapping) and directions:
         facts.append(
-            _List(
+            Items(
                 "Ce qui a été vu, par sens d'appel",
                 tuple(f"{sanitize(d, limit=40)} : {_value(v)}" for d, v in directions.items()),
             )
@@ -669,10 +450,10 @@ def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
     details = failure.details or {}
     day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
     files = details.get("files")
-    facts: list[_Block] = []
+    facts: list[Block] = []
     if files:
         facts.append(
-            _List("Fichiers concernés", _bullets(files if not isinstance(files, str) else [files]))
+            Items("Fichiers concernés", _bullets(files if not isinstance(files, str) else [files]))
         )
     if host_key:
         # The session never opened: nothing was listed or copied. A retry would meet the same
@@ -754,7 +535,7 @@ def _check_failed(kind: str, failure: Failure) -> Email:
             f"La validation des données du {day} du prestataire {name} a échoué : "
             "les comptes ou la structure ne sont pas ceux attendus."
         )
-    facts: list[_Block] = []
+    facts: list[Block] = []
     counts: dict[str, Any] = {}
     for key in ("counts", "recordings"):
         if isinstance(details.get(key), Mapping):
@@ -762,17 +543,17 @@ def _check_failed(kind: str, failure: Failure) -> Email:
     if isinstance(details.get("digital"), Mapping):
         counts["Interactions digitales"] = details["digital"]
     if counts:
-        facts.append(_List("Attendu et reçu", _counts_lines(counts)))
+        facts.append(Items("Attendu et reçu", _counts_lines(counts)))
     gaps = details.get("gaps")
     if isinstance(gaps, Mapping):
         for gap, names in gaps.items():
             if names:
                 listed = [names] if isinstance(names, (str, int)) else list(names)
-                facts.append(_List(f"Enregistrements {_label(gap)}", _bullets(listed)))
+                facts.append(Items(f"Enregistrements {_label(gap)}", _bullets(listed)))
     failed = details.get("failed_expectations")
     if failed:
         facts.append(
-            _List(
+            Items(
                 "Contrôles en échec", _bullets(failed if not isinstance(failed, str) else [failed])
             )
         )
@@ -826,7 +607,7 @@ def export_shrunk(failure: Failure) -> Email:
             f"reçu : le CRM renvoie {got} interactions, l'export précédent en contenait "
             f"{previous}. L'export précédent est conservé tel quel (fichier et page de preuve)."
         ),
-        facts=[_Facts((("Export précédent", str(previous)), ("CRM maintenant", str(got))))],
+        facts=[Facts((("Export précédent", str(previous)), ("CRM maintenant", str(got))))],
         known={"previous", "got", "url", "page", "status"},
         todo=(
             f"Demander au prestataire {name} pourquoi son CRM renvoie moins d'interactions "
@@ -885,7 +666,7 @@ def export_failed(failure: Failure) -> Email:
             "L'export CRM des interactions digitales (chats, e-mails, messages) du "
             f"{_day_key(failure.day)} du prestataire {name} a échoué" + _tries(failure)
         ),
-        facts=[_Facts(tuple(facts))] if facts else [],
+        facts=[Facts(tuple(facts))] if facts else [],
         known={"url", "page", "status", "attempts", "malformed"},
         todo=(advice, _rerun(failure)),
     )

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.manifest import REASON_FR
-from include.cc_intake.messages import mask_phone
 from include.cc_intake.naming import escape_unsafe
+from include.cc_intake.redact import mask_phone
 
 if TYPE_CHECKING:
     from include.cc_intake.quality import Status

@@ -20,7 +20,7 @@ Day status in ``summary.json`` (the overview page reads only that file):
 - ``green``: every validation present passed with nothing rejected and no warning.
 
 Rejected files never fail a day by themselves (the count does, if the report counted them).
-Phone numbers are masked (``messages.mask_phone``: country prefix + last two digits) in
+Phone numbers are masked (``redact.mask_phone``: country prefix + last two digits) in
 failure messages and pages; the JSON proofs keep exact file names (they sit beside the data).
 """
 
@@ -44,8 +44,8 @@ from include.cc_intake.days import day_bounds
 from include.cc_intake.errors import ValidationError
 from include.cc_intake.layout import atomic_writer, storage_errors
 from include.cc_intake.manifest import RECEIVED, is_received
-from include.cc_intake.messages import mask_phone
 from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
+from include.cc_intake.redact import mask_phone
 from include.cc_intake.report import DailyReport
 
 if TYPE_CHECKING:

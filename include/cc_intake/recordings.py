@@ -26,7 +26,6 @@ from include.cc_intake.manifest import (
     still_held,
     write_manifest,
 )
-from include.cc_intake.messages import mask_phone, sanitize
 from include.cc_intake.naming import (
     RemoteEntry,
     Verdict,
@@ -34,6 +33,7 @@ from include.cc_intake.naming import (
     folder_is_dated,
     render_folder,
 )
+from include.cc_intake.redact import mask_phone, sanitize
 from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all, list_folder
 
 if TYPE_CHECKING:

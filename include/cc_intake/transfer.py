@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 from include.cc_intake.audio import HEAD_BYTES
 from include.cc_intake.errors import TransferError
 from include.cc_intake.layout import FILE_MODE, make_dirs, resume_tag, tmp_path_for
-from include.cc_intake.messages import mask_phone
 from include.cc_intake.naming import EntryKind, RemoteEntry
+from include.cc_intake.redact import mask_phone
 
 if TYPE_CHECKING:
     import asyncssh

@@ -12,13 +12,15 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
+import html
 import json
+import re
 import socket
 import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -194,8 +196,17 @@ def _deadline_context(*, run_type: str = "scheduled", state: str = "running") ->
     }
 
 
+def _parts(message: email.message.EmailMessage) -> tuple[str, str]:
+    """The text and HTML parts of an alert, checking it is ``multipart/alternative`` of both."""
+    assert message.get_content_type() == "multipart/alternative", message.get_content_type()
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    return parts[0].get_content(), parts[1].get_content()
+
+
 def _html(message: email.message.EmailMessage) -> str:
-    return message.get_body(("html",)).get_content()
+    """The HTML part of an alert (every alert has a text part too: :func:`_parts`)."""
+    return _parts(message)[1]
 
 
 def test_failure_notifier_sends_the_reconciliation_email_with_counts_and_proof(
@@ -702,3 +713,58 @@ def test_item18_retry_policy_fails_at_once_only_what_a_retry_cannot_fix(exceptio
         context=_task_context(task_id="copy_recordings", exception=exception, try_number=1),
     )
     assert ("Aucune nouvelle tentative automatique" in email.body_text) is final
+
+
+def _words(markup: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def test_item14_every_alert_goes_out_as_text_and_html_on_every_path(cfg, monkeypatch, tmp_path):
+    """Issue #14, defect 3: the text part was built and never sent. Through the notifier the
+    factory attaches (sync), the deadline callback (async, triggerer) and the outbox resend,
+    the sink receives multipart/alternative, text then HTML, and both say the same."""
+    from include.cc_intake import alerts_outbox
+    from include.cc_intake.airflow import factory
+
+    port = _free_port()
+    _smtp_env(monkeypatch, port)  # down at first: the first alert is kept in the outbox
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
+    monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
+    monkeypatch.setattr(notify, "SEND_BACKOFF_S", 0.01)
+    (notifier,) = cast(list[Any], factory.default_args(cfg)["on_failure_callback"])
+    error = errors.TransferError("copy of /exports/inbound/20261125/20261125_1_AG1_0712345678.wav")
+    notifier(_task_context(task_id="copy_recordings", exception=error))
+    (kept,) = alerts_outbox.pending(tmp_path)
+    assert alerts_outbox.parse_eml(kept.read_bytes()).body_text  # kept with its text part
+
+    handler = _Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        notifier(_task_context(task_id="fetch_report", exception=errors.ReportError("absent")))
+        asyncio.run(
+            notify.deadline_missed_callback(
+                **notify.deadline_callback_kwargs(cfg), context=_deadline_context()
+            )
+        )
+    finally:
+        controller.stop()
+
+    received = handler.messages()
+    assert [m["Subject"].rsplit("] ", 1)[1] for m in received] == [
+        "échec de la copie des enregistrements",  # the kept one, resent first
+        "rapport de fin de journée absent ou illisible",
+        "délai de livraison dépassé",
+    ]
+    for message in received:
+        text, page = _parts(message)
+        assert text.startswith(message["Subject"])
+        assert "Que faire :" in text and "Que faire" in page
+        assert RUN_LINK in text and f'<a href="{RUN_LINK}">' in page
+        assert "Message automatique de cc-intake" in text
+        # The same facts in both parts, phones masked in both.
+        for line in ("Prestataire", "ACME Abidjan (acme_abidjan)", "2026-11-25 (mercredi"):
+            assert line in text and line in _words(page)
+        assert "0712345678" not in text + page
+    assert "20261125_1_AG1_******78.wav" in received[0].get_body(("plain",)).get_content()
+    assert alerts_outbox.pending(tmp_path) == []

@@ -65,3 +65,17 @@ def test_item14_pending_lists_oldest_first_and_skips_temporary_files(tmp_path: P
 
     assert alerts_outbox.pending(tmp_path) == [first, later]
     assert alerts_outbox.count_pending(tmp_path) == 2
+
+
+def test_item14_a_kept_email_keeps_both_parts_and_reads_back_whole(tmp_path: Path) -> None:
+    # What is kept is what would have been sent: text + HTML (issue #14, defect 3).
+    text = "Journée en retard.\nVoir le run : https://airflow.example.com/r"
+    path = _write(tmp_path, body_text=text)
+
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    queued = alerts_outbox.parse_eml(path.read_bytes())
+    assert queued.body_text == text
+    assert queued.body_html == "<p>La journée est en retard — « voir le run ».</p>"
+    assert queued.email.body_text == text and queued.email.subject == queued.subject

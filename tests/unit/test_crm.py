@@ -20,7 +20,6 @@ from include.cc_intake.crm import (
     RETRY_AFTER_CAP_S,
     export_day,
     get_path,
-    mask_phones,
     parse_link_header,
     parse_retry_after,
     render_params,
@@ -223,17 +222,6 @@ def test_same_origin() -> None:
     assert not same_origin("/relative", base)
 
 
-def test_phone_numbers_are_masked_to_prefix_and_last_two_digits() -> None:
-    text = "rappel au +225 07 48 12 33 90, ou 06.12.34.56.78, ou 0033612345678"
-    masked = mask_phones(text)
-    assert "+225********90" in masked
-    assert "********78" in masked
-    assert "+33*******78" in masked
-    assert "48 12 33" not in masked
-    kept = "le 2026-11-25T10:00:00+00:00, page 12, id 12345678901234567890"
-    assert mask_phones(kept) == kept
-
-
 # --------------------------------------------------------------------------- pagination types
 
 
@@ -429,10 +417,28 @@ def test_server_errors_back_off_then_fail_with_status_and_excerpt(
     assert len(server.seen) == 4
     assert "provider acme" in message and "2026-11-25" in message
     assert "GET /p (page 1)" in message and "HTTP 502 after 4 attempt(s)" in message
-    assert "+225********90" in message and "48 12 33" not in message
+    assert "+225 ******90" in message and "48 12 33" not in message
     assert "from=" not in message  # the query string stays out
     excerpt = message.split("body: ", 1)[1]
     assert len(excerpt) <= 202  # 200 characters and the quotes
+
+
+def test_item14_an_error_excerpt_masks_every_phone_form_and_keeps_reference_numbers(
+    tmp_path: Path, scripted: Any
+) -> None:
+    # The CRM module had its own phone rule, which left these two numbers readable and masked
+    # the ticket number; it now uses the one rule of include/cc_intake/redact.py.
+    body = (
+        b'{"error": "rejected", "detail": "caller 07-12-34-56-78, recording '
+        b'20261125_101010_AG1_0698765432.wav, ticket 123456789"}'
+    )
+    server = scripted({"/p": [(400, OK, body)]})
+    with pytest.raises(ExportError) as caught:
+        run(server.url, digital(endpoint="/p"), tmp_path, Sleeps())
+    message = str(caught.value)
+    assert "12-34-56" not in message and "0698765432" not in message
+    assert "caller ******78" in message and "AG1_******32.wav" in message
+    assert "ticket 123456789" in message
 
 
 def test_client_errors_fail_at_once_and_never_echo_the_token(tmp_path: Path, scripted: Any) -> None:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from include.cc_intake.config import ProviderConfig, load_provider
 from include.cc_intake.days import parse_day, processed_day
 from include.cc_intake.errors import ConfigError, HostKeyError, RemoteError, ReportError
-from include.cc_intake.messages import sanitize
 from include.cc_intake.naming import render_folder
 from include.cc_intake.onboarding import (
     EXIT_PROBLEMS,
@@ -47,6 +46,7 @@ from include.cc_intake.onboarding import (
     look_directions,
     render,
 )
+from include.cc_intake.redact import sanitize
 
 if TYPE_CHECKING:
     import asyncssh

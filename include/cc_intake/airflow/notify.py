@@ -2,7 +2,8 @@
 
 The texts live in :mod:`include.cc_intake.messages`; this layer only reads the Airflow context
 (task instance, run, exception), works out the processed day and the run link, picks the e-mail
-and sends it through the ``smtp_default`` connection with the smtp provider's hook.
+and sends it (text + HTML, ``include.cc_intake.mail``) through the ``smtp_default`` connection
+with the smtp provider's hook.
 
 Two entry points for the DAG factory:
 
@@ -24,7 +25,7 @@ import smtplib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook
@@ -32,14 +33,17 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from include.cc_intake import alerts_outbox, errors, messages
+from include.cc_intake import alerts_outbox, errors, messages, redact
 from include.cc_intake.airflow.links import base_url, proof_url
 from include.cc_intake.airflow.runtime_settings import ops_emails
 from include.cc_intake.constants import dag_id_of
 from include.cc_intake.days import processed_day
 from include.cc_intake.layout import FILE_MODE, data_root, make_dirs
+from include.cc_intake.mail import mime_message
 
 if TYPE_CHECKING:
+    import aiosmtplib
+
     from include.cc_intake.config import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -134,7 +138,7 @@ def day_of_run(
         )
     except errors.ConfigError:
         # Shown as given, but on one line: it ends up in the subject (a mail header).
-        return messages.one_line(str(merged.get("target_date") or "inconnue"))
+        return redact.one_line(str(merged.get("target_date") or "inconnue"))
 
 
 def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], str | None]:
@@ -256,6 +260,24 @@ def failure_email(
     return messages.FAILURE_BUILDERS[kind](failure)
 
 
+def _message(
+    hook: SmtpHook, email: messages.Email, to: list[str], from_email: str | None
+) -> tuple[str, bytes]:
+    """The sender and the bytes to send: ``multipart/alternative``, text then HTML."""
+    sender = from_email or hook.from_email
+    if not sender:
+        raise ValueError(
+            f"no sender: set the from_email extra of the SMTP connection {hook.smtp_conn_id!r}"
+        )
+    return sender, mime_message(email, sender=sender, to=to).as_bytes()
+
+
+# The hook's send_email_smtp/asend_email_smtp build an HTML-only message (no text part), so we
+# build the message (include/cc_intake/mail.py) and hand it to the session the hook opened,
+# secured and authenticated (its ``_smtp_client``, as the hook's own test_connection does),
+# retrying the send as the hook would.
+
+
 def send_email(
     email: messages.Email,
     to: Iterable[str],
@@ -263,15 +285,19 @@ def send_email(
     smtp_conn_id: str = DEFAULT_SMTP_CONN_ID,
     from_email: str | None = None,
 ) -> None:
-    """Send through the SMTP connection (its ``from_email`` extra is the sender by default)."""
+    """Send text + HTML through the SMTP connection (its ``from_email`` extra is the sender by
+    default)."""
+    recipients = list(to)
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-        hook.send_email_smtp(
-            to=list(to),
-            from_email=from_email,
-            subject=email.subject,
-            html_content=email.body_html,
-            mime_charset="utf-8",
-        )
+        sender, data = _message(hook, email, recipients, from_email)
+        client = cast("smtplib.SMTP", hook._smtp_client)
+        for attempt in range(hook.smtp_retry_limit + 1):
+            try:
+                client.sendmail(sender, recipients, data)
+                return
+            except Exception:
+                if attempt == hook.smtp_retry_limit:
+                    raise
 
 
 async def asend_email(
@@ -282,14 +308,17 @@ async def asend_email(
     from_email: str | None = None,
 ) -> None:
     """:func:`send_email` without blocking the triggerer's event loop (aiosmtplib path)."""
+    recipients = list(to)
     async with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-        await hook.asend_email_smtp(
-            to=list(to),
-            from_email=from_email,
-            subject=email.subject,
-            html_content=email.body_html,
-            mime_charset="utf-8",
-        )
+        sender, data = _message(hook, email, recipients, from_email)
+        client = cast("aiosmtplib.SMTP", hook._smtp_client)
+        for attempt in range(hook.smtp_retry_limit + 1):
+            try:
+                await client.sendmail(sender, recipients, data)
+                return
+            except Exception:
+                if attempt == hook.smtp_retry_limit:
+                    raise
 
 
 # --------------------------------------------------------------------------- delivery
@@ -377,10 +406,6 @@ def _read_waiting(path: Path) -> alerts_outbox.QueuedEmail | None:
         return None
 
 
-def _as_email(queued: alerts_outbox.QueuedEmail) -> messages.Email:
-    return messages.Email(subject=queued.subject, body_text="", body_html=queued.body_html)
-
-
 def _sent_waiting(path: Path, queued: alerts_outbox.QueuedEmail) -> None:
     path.unlink(missing_ok=True)
     log.info("undelivered alert sent at last and removed: %s (%s)", path.name, queued.subject)
@@ -412,7 +437,7 @@ def send_undelivered(*, smtp_conn_id: str = DEFAULT_SMTP_CONN_ID) -> int:
             if queued is None:
                 continue
             try:
-                send_email(_as_email(queued), queued.to, smtp_conn_id=smtp_conn_id)
+                send_email(queued.email, queued.to, smtp_conn_id=smtp_conn_id)
             except Exception as exc:
                 if _waiting_failed(path, exc):
                     break
@@ -436,7 +461,7 @@ async def asend_undelivered(*, smtp_conn_id: str = DEFAULT_SMTP_CONN_ID) -> int:
             if queued is None:
                 continue
             try:
-                await asend_email(_as_email(queued), queued.to, smtp_conn_id=smtp_conn_id)
+                await asend_email(queued.email, queued.to, smtp_conn_id=smtp_conn_id)
             except Exception as exc:
                 if _waiting_failed(path, exc):
                     break
@@ -460,6 +485,7 @@ def _keep_undelivered(
         to=to,
         subject=email.subject,
         body_html=email.body_html,
+        body_text=email.body_text,
         sender=sender,
         dag_id=dag_id,
         day=day,
