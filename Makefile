@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PIP_TOOLS := pip-tools==7.6.2
 export PYTHONPATH := $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
@@ -13,26 +14,34 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 .PHONY: help venv lint test test-fast demo up check backfill bench lock settings clean
 
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN {FS = ":.*## "} {gsub(/\$$\$$/, "$$", $$2); printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade 'pip>=26.1'  # older pip ignores the lock's hashes
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv with the pinned environment
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+lint: $(STAMP) ## ruff (lint + format check), mypy and the layer contracts (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
-test: $(STAMP) ## Every test: unit, DAG policy, integration (SFTP/HTTP/SMTP), e2e under the scheduler
-	$(PY) -m pytest
+# One pytest run per tier, cheapest first; make stops at the first failing tier. Exit code 5
+# ("no tests collected") is not a failure: a tier may be empty, or fully deselected by -k.
+PYTEST_TIER = $(PY) -m pytest $(1) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-test-fast: $(STAMP) ## Unit and DAG tests only
-	$(PY) -m pytest tests/unit tests/dags
+test: $(STAMP) ## Every test, tier by tier (unit + DAG, integration, e2e); stops at the first failing tier
+	$(call PYTEST_TIER,tests/unit tests/dags)
+	$(call PYTEST_TIER,tests/integration)
+	$(call PYTEST_TIER,tests/e2e)
+
+test-fast: $(STAMP) ## Unit and DAG tests only (the first tier of make test)
+	$(call PYTEST_TIER,tests/unit tests/dags)
 
 demo: $(STAMP) ## Run every sandbox provider's DAG for J-1 on a local sandbox, print a summary
 	$(PY) -m include.cc_intake.sandbox.demo --work .demo
@@ -58,10 +67,16 @@ bench: $(STAMP) ## Transfer benchmark vs OpenSSH sftp (see docs/benchmarks.md)
 settings: $(STAMP) ## Load airflow_settings.yaml (Astro schema) into the plain Airflow at $$AIRFLOW_HOME
 	$(PY) -m include.cc_intake.airflow.settings airflow_settings.yaml
 
-lock: ## Re-resolve the pins into constraints.txt (needs PyPI)
+lock: ## Lock every pin with its hashes into constraints.txt (needs PyPI); UPGRADE=1 re-resolves all
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet $$(grep -hv '^\(-\|#\)' requirements.txt requirements-dev.txt)
-	.lock-venv/bin/pip freeze > constraints.txt && rm -rf .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade 'pip>=26.1'
+	.lock-venv/bin/python -m pip install --quiet $(PIP_TOOLS)
+	$(if $(UPGRADE),: > constraints.txt)
+	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile --quiet --generate-hashes \
+	  --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file constraints.txt requirements-dev.txt
+	sed -i '/^    #   -c constraints.txt$$/d' constraints.txt  # every pin is "via" itself
+	rm -rf .lock-venv
 
 clean: ## Remove the demo/up work folders (keeps .venv)
 	rm -rf .demo .up .bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,8 @@ from include.cc_intake.airflow.factory import SANDBOX_PROVIDERS_DIR
 from tests.helpers import provider_dict
 
 ROOT = Path(__file__).resolve().parents[2]
+# The policy tests run once per DAG, so that a failure names it in the test id.
+SANDBOX_DAG_IDS = sorted(f"ingest_{p.stem}" for p in SANDBOX_PROVIDERS_DIR.glob("*.yaml"))
 
 PROBE = textwrap.dedent(
     """
@@ -70,19 +73,20 @@ PROBE = textwrap.dedent(
 )
 
 
-def fill_dagbag(tmp_path: Path, **env: str) -> dict:
+def fill_dagbag(tmp_path: Path, root: Path = ROOT, **env: str) -> dict:
     full_env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/absent/dir/airflow.db",
         "AIRFLOW_HOME": str(tmp_path / "home"),
         **env,
     }
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT / "dags")],
+        [sys.executable, "-c", PROBE, str(root / "dags")],
         capture_output=True,
         text=True,
         env=full_env,
+        cwd=root,  # `python -c` puts the working directory first on sys.path
         timeout=120,
         check=False,
     )
@@ -101,59 +105,66 @@ def sandbox_bag(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_no_import_errors_and_one_dag_per_yaml(sandbox_bag: dict) -> None:
     assert sandbox_bag["errors"] == {}
-    expected = {f"ingest_{p.stem}" for p in SANDBOX_PROVIDERS_DIR.glob("*.yaml")}
-    assert len(expected) >= 2
-    assert set(sandbox_bag["dags"]) == expected
+    assert len(SANDBOX_DAG_IDS) >= 2
+    assert set(sandbox_bag["dags"]) == set(SANDBOX_DAG_IDS)
 
 
 def test_nothing_heavy_is_imported_at_parse(sandbox_bag: dict) -> None:
     assert sandbox_bag["heavy"] == []
 
 
-def test_every_dag_follows_the_policy(sandbox_bag: dict) -> None:
-    for dag_id, dag in sandbox_bag["dags"].items():
-        assert C.TAG_INTAKE in dag["tags"], dag_id
-        assert C.TAG_SANDBOX in dag["tags"], dag_id
-        assert dag["timetable"] == "CronTriggerTimetable"
-        assert dag["catchup"] is False
-        assert dag["max_active_runs"] == C.MAX_ACTIVE_RUNS
-        assert dag["has_deadline"], f"{dag_id} has no delivery deadline"
-        assert "Re-run a day" in dag["doc_md"]
-        for task_id, task in dag["tasks"].items():
-            assert task["owner"], (dag_id, task_id)
-            assert task["retries"] >= 1, (dag_id, task_id)
-            assert task["failure_callbacks"] >= 1, (dag_id, task_id)
+def one_dag(bag: dict, dag_id: str) -> dict:
+    assert dag_id in bag["dags"], f"{dag_id} is missing from the DagBag"
+    return bag["dags"][dag_id]
 
 
-def test_task_graph(sandbox_bag: dict) -> None:
-    for dag in sandbox_bag["dags"].values():
-        tasks = dag["tasks"]
-        assert tasks[C.TASK_WAIT]["downstream"] == sorted([C.TASK_COPY, C.TASK_ON_TIME])
-        assert tasks[C.TASK_COPY]["downstream"] == [C.TASK_REPORT]
-        assert tasks[C.TASK_REPORT]["downstream"] == [C.TASK_VALIDATE]
-        assert tasks[C.TASK_VALIDATE]["downstream"] == []
-        assert tasks[C.TASK_ON_TIME]["downstream"] == []
-        assert tasks[C.TASK_COPY]["max_active_tis_per_dag"] == 1
-        expected_tasks = {C.TASK_WAIT, C.TASK_COPY, C.TASK_REPORT, C.TASK_VALIDATE, C.TASK_ON_TIME}
-        if C.TAG_DIGITAL in dag["tags"]:
-            assert tasks[C.TASK_EXPORT]["downstream"] == [C.TASK_VALIDATE_DIGITAL]
-            expected_tasks |= {C.TASK_EXPORT, C.TASK_VALIDATE_DIGITAL}
-        assert set(tasks) == expected_tasks
+@pytest.mark.parametrize("dag_id", SANDBOX_DAG_IDS)
+def test_every_dag_follows_the_policy(sandbox_bag: dict, dag_id: str) -> None:
+    dag = one_dag(sandbox_bag, dag_id)
+    assert C.TAG_INTAKE in dag["tags"], dag_id
+    assert C.TAG_SANDBOX in dag["tags"], dag_id
+    assert dag["timetable"] == "CronTriggerTimetable"
+    assert dag["catchup"] is False
+    assert dag["max_active_runs"] == C.MAX_ACTIVE_RUNS
+    assert dag["has_deadline"], f"{dag_id} has no delivery deadline"
+    assert "Re-run a day" in dag["doc_md"]
+    for task_id, task in dag["tasks"].items():
+        assert task["owner"], (dag_id, task_id)
+        assert task["retries"] >= 1, (dag_id, task_id)
+        assert task["failure_callbacks"] >= 1, (dag_id, task_id)
 
 
+@pytest.mark.parametrize("dag_id", SANDBOX_DAG_IDS)
+def test_task_graph(sandbox_bag: dict, dag_id: str) -> None:
+    dag = one_dag(sandbox_bag, dag_id)
+    tasks = dag["tasks"]
+    assert tasks[C.TASK_WAIT]["downstream"] == sorted([C.TASK_COPY, C.TASK_ON_TIME])
+    assert tasks[C.TASK_COPY]["downstream"] == [C.TASK_REPORT]
+    assert tasks[C.TASK_REPORT]["downstream"] == [C.TASK_VALIDATE]
+    assert tasks[C.TASK_VALIDATE]["downstream"] == []
+    assert tasks[C.TASK_ON_TIME]["downstream"] == []
+    assert tasks[C.TASK_COPY]["max_active_tis_per_dag"] == 1
+    expected_tasks = {C.TASK_WAIT, C.TASK_COPY, C.TASK_REPORT, C.TASK_VALIDATE, C.TASK_ON_TIME}
+    if C.TAG_DIGITAL in dag["tags"]:
+        assert tasks[C.TASK_EXPORT]["downstream"] == [C.TASK_VALIDATE_DIGITAL]
+        expected_tasks |= {C.TASK_EXPORT, C.TASK_VALIDATE_DIGITAL}
+    assert set(tasks) == expected_tasks
+
+
+@pytest.mark.parametrize("dag_id", SANDBOX_DAG_IDS)
 def test_item6_copy_runs_after_a_wait_that_gave_up_and_the_run_still_fails(
-    sandbox_bag: dict,
+    sandbox_bag: dict, dag_id: str
 ) -> None:
     """contract §8.1: at wait_timeout the copy, report and validation still run.
 
     Only the copy needs ``all_done`` (the later steps follow it as usual); the leaf after the
     wait keeps such a run failed, since a run's state is its leaves' state.
     """
-    for dag in sandbox_bag["dags"].values():
-        rules = {task_id: task["trigger_rule"] for task_id, task in dag["tasks"].items()}
-        assert rules.pop(C.TASK_COPY) == "all_done"
-        assert set(rules.values()) == {"all_success"}, rules
-        assert dag["tasks"][C.TASK_ON_TIME]["downstream"] == []
+    dag = one_dag(sandbox_bag, dag_id)
+    rules = {task_id: task["trigger_rule"] for task_id, task in dag["tasks"].items()}
+    assert rules.pop(C.TASK_COPY) == "all_done"
+    assert set(rules.values()) == {"all_success"}, rules
+    assert dag["tasks"][C.TASK_ON_TIME]["downstream"] == []
 
 
 def test_deadlines_can_be_turned_off(tmp_path: Path) -> None:
@@ -175,6 +186,32 @@ def test_production_never_shows_the_sandbox(tmp_path: Path) -> None:
     bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="0")
     assert list(bag["dags"]) == ["ingest_acme_abidjan"]
     assert C.TAG_SANDBOX not in bag["dags"]["ingest_acme_abidjan"]["tags"]
+
+
+def test_an_image_without_the_sandbox_says_so_when_asked_for_it(tmp_path: Path) -> None:
+    """The production image leaves include/cc_intake/sandbox/ out (.dockerignore). There the
+    DAGs still parse, and CC_INTAKE_SANDBOX=1 yields a config-error DAG naming the cause: not an
+    import error, not a silent empty list."""
+    image = tmp_path / "image"
+    shutil.copytree(ROOT / "dags", image / "dags")
+    ignore = shutil.ignore_patterns("sandbox", "__pycache__")
+    shutil.copytree(ROOT / "include", image / "include", ignore=ignore)
+    assert not (image / "include" / "cc_intake" / "sandbox").exists()
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    (folder / "acme_abidjan.yaml").write_text(yaml.safe_dump(provider_dict()))
+
+    bag = fill_dagbag(tmp_path, image, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="0")
+    assert bag["errors"] == {}
+    assert list(bag["dags"]) == ["ingest_acme_abidjan"]
+
+    bag = fill_dagbag(tmp_path, image, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="1")
+    assert bag["errors"] == {}
+    assert set(bag["dags"]) == {"ingest_acme_abidjan", "ingest_sandbox"}
+    placeholder = bag["dags"]["ingest_sandbox"]
+    assert C.TAG_CONFIG_ERROR in placeholder["tags"]
+    assert list(placeholder["tasks"]) == [C.TASK_CONFIG_ERROR]
+    assert "unset CC_INTAKE_SANDBOX" in placeholder["doc_md"]
 
 
 def test_broken_yaml_fails_only_its_own_dag(tmp_path: Path) -> None:

@@ -202,12 +202,31 @@ def build_config_error_dag(broken: BrokenProvider) -> DAG:
     return dag
 
 
+def missing_folder(folder: Path) -> BrokenProvider:
+    """A provider folder that is not there: a visible placeholder, never a silent empty list."""
+    if folder.resolve() == SANDBOX_PROVIDERS_DIR.resolve():
+        error = (
+            f"{folder}: provider folder not found. CC_INTAKE_SANDBOX=1 asks for the sandbox "
+            "providers, which this installation does not ship (the production image leaves "
+            "include/cc_intake/sandbox/ out): unset CC_INTAKE_SANDBOX."
+        )
+        return broken_provider(folder, error, key="sandbox")
+    return broken_provider(folder, f"{folder}: provider folder not found (CC_INTAKE_PROVIDERS_DIR)")
+
+
 def build_all() -> list[DAG]:
-    """Every provider's DAG, in sorted order, plus a placeholder for each broken file."""
+    """Every provider's DAG, in sorted order, plus a placeholder for each broken file and each
+    missing folder."""
     dags: list[DAG] = []
     seen: set[str] = set()
     sandbox_dir = SANDBOX_PROVIDERS_DIR.resolve()
     for folder in provider_folders():
+        if not folder.is_dir():
+            placeholder = missing_folder(folder)
+            if placeholder.dag_id not in seen:
+                seen.add(placeholder.dag_id)
+                dags.append(build_config_error_dag(placeholder))
+            continue
         good, broken = load_providers(folder)
         sandbox = folder.resolve() == sandbox_dir
         for cfg in good:
