@@ -24,9 +24,6 @@ TASK_EXPORT = "export_digital"
 TASK_VALIDATE_DIGITAL = "validate_digital"
 TASK_CONFIG_ERROR = "config_error"
 
-# The summary.json status a config-error placeholder writes for its day (contract §8.1).
-STATUS_CONFIG_ERROR = "config_error"
-
 # The manifest's columns (contract §7 *Manifest* and §8): the leading ones, then the pattern's
 # named groups, then the added ones in this stable order. A pattern group may not take one of
 # these names: it would overwrite that column in every row.

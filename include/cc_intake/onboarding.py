@@ -27,7 +27,7 @@ from pathlib import Path
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.manifest import REASON_FR
 from include.cc_intake.naming import escape_unsafe, folder_is_dated, render_folder
-from include.cc_intake.quality import DirectionResult
+from include.cc_intake.reconcile import DirectionResult
 from include.cc_intake.recordings import DirectionState, Listing, assess_readiness, classify_day
 from include.cc_intake.redact import mask_phone
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
-import html
 import json
 import os
 import re
@@ -26,13 +26,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from include.cc_intake.constants import STATUS_CONFIG_ERROR, dag_id_of
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+
+from include.cc_intake.constants import dag_id_of
 from include.cc_intake.errors import UnsafePathError
+from include.cc_intake.status import CONFIG_ERROR, SUMMARY_STATUSES
 
 DEFAULT_DAYS = 30
-STATUSES = ("green", "amber", "red")
-# What a config-error placeholder writes for its day (contract §8.1): not a verdict on data.
-CONFIG_ERROR = STATUS_CONFIG_ERROR
 # Served proof files: what the quality step writes, nothing else (never temporary files).
 SERVED_SUFFIXES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
 PROOF_PAGES = ("recordings.html", "digital.html")
@@ -159,8 +160,8 @@ def _cell_from_summary(
 ) -> DayCell:
     status = data.get("status")
     problem = None
-    if status not in (*STATUSES, CONFIG_ERROR):
-        problem = f"status {status!r} is not one of {', '.join((*STATUSES, CONFIG_ERROR))}"
+    if status not in SUMMARY_STATUSES:
+        problem = f"status {status!r} is not one of {', '.join(SUMMARY_STATUSES)}"
         status = "invalid"
     raw_recordings = data.get("recordings")
     recordings: dict[str, Any] = raw_recordings if isinstance(raw_recordings, dict) else {}
@@ -286,25 +287,12 @@ def resolve_quality_file(data_root: Path, rel_path: str) -> Path:
 
 # --- rendering ------------------------------------------------------------------------------
 
+TEMPLATES = Path(__file__).with_name("templates")
 # Inside the Airflow UI the page is an iframe that may not navigate the top window; links to
 # Airflow pages are handed to the UI's router instead (same origin), so they open in the UI
 # rather than as a UI nested in the frame. Opened on its own, the page uses plain links.
-TOP_NAVIGATION_SCRIPT = """
-(function () {
-  var top;
-  try { top = window.top; if (top === window || !top.location.href) return; }
-  catch (e) { return; }
-  document.addEventListener("click", function (ev) {
-    var a = ev.target.closest ? ev.target.closest("a[data-airflow]") : null;
-    if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
-    var url = new URL(a.href);
-    if (url.origin !== top.location.origin) return;
-    ev.preventDefault();
-    top.history.pushState(null, "", url.pathname + url.search + url.hash);
-    top.dispatchEvent(new PopStateEvent("popstate", {state: null}));
-  });
-})();
-""".strip()
+# The page carries this text as is, and the CSP allows exactly it by its hash.
+TOP_NAVIGATION_SCRIPT = (TEMPLATES / "overview_navigation.js").read_text(encoding="utf-8").strip()
 SCRIPT_CSP_HASH = (
     "sha256-" + base64.b64encode(hashlib.sha256(TOP_NAVIGATION_SCRIPT.encode()).digest()).decode()
 )
@@ -314,57 +302,16 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; form-action 'self'"
 )
 
-_CSS = """
-:root { color-scheme: light; --green:#2e7d32; --green-bg:#dcedc8; --amber:#b26a00;
-  --amber-bg:#ffe0b2; --red:#c62828; --red-bg:#ffcdd2; --grey:#757575; --grey-bg:#f0f0f0; }
-* { box-sizing: border-box; }
-body { margin: 0; padding: 16px 20px; font: 13px/1.35 system-ui, "Segoe UI", Roboto,
-  "Helvetica Neue", Arial, sans-serif; color: #212121; background: #fff; }
-h1 { font-size: 18px; margin: 0 0 4px; }
-p.sub { margin: 0 0 12px; color: #555; }
-.legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 0 0 12px; align-items: center; }
-.legend span.key { display: inline-flex; align-items: center; gap: 6px; }
-.legend i.green { background: var(--green-bg); } .legend i.amber { background: var(--amber-bg); }
-.legend i.red { background: var(--red-bg); } .legend i.missing { background: var(--grey-bg); }
-.legend i.config_error { background: #e1bee7; }
-.legend i { display: inline-block; width: 14px; height: 14px; border-radius: 3px;
-  border: 1px solid rgba(0,0,0,.15); }
-nav.pager { margin-left: auto; display: flex; gap: 12px; }
-.scroll { overflow-x: auto; border: 1px solid #e0e0e0; border-radius: 6px; }
-table { border-collapse: separate; border-spacing: 3px; }
-th { font-weight: 600; font-size: 11px; color: #424242; white-space: nowrap; }
-thead th { position: sticky; top: 0; background: #fff; padding: 4px 2px; text-align: center; }
-thead th small { display: block; font-weight: 400; color: #757575; }
-th.provider, td.provider { position: sticky; left: 0; background: #fff; z-index: 1;
-  text-align: left; padding: 4px 10px 4px 6px; min-width: 170px; }
-td.provider a { font-weight: 600; color: #0d47a1; text-decoration: none; }
-td.provider a:hover { text-decoration: underline; }
-td.provider small { display: block; color: #757575; font-weight: 400; }
-td.cell { min-width: 74px; height: 66px; padding: 0; border-radius: 5px; vertical-align: top;
-  white-space: nowrap;
-  font: 11px/1.3 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
-td.cell a { color: inherit; text-decoration: none; }
-td.cell .proof { display: block; padding: 3px 4px 0; min-height: 47px; }
-td.cell a.proof:hover, td.cell a.run:hover { text-decoration: underline; }
-td.cell a.run { display: block; padding: 0 4px 3px; font-size: 10px; opacity: .8; }
-td.cell b { font-size: 12px; }
-td.green { background: var(--green-bg); color: var(--green); }
-td.amber { background: var(--amber-bg); color: var(--amber); }
-td.red { background: var(--red-bg); color: var(--red); }
-td.missing { background: var(--grey-bg); color: var(--grey); }
-td.invalid { background: repeating-linear-gradient(45deg, #f5f5f5, #f5f5f5 6px, #ffcdd2 6px,
-  #ffcdd2 12px); color: var(--red); }
-td.config_error { background: #e1bee7; color: #6a1b9a; }
-td.cell.green, td.cell.amber, td.cell.red, td.cell.config_error {
-  border: 1px solid rgba(0,0,0,.08); }
-td.provider .badge { display: inline-block; margin-top: 2px; padding: 0 4px; border-radius: 3px;
-  background: #6a1b9a; color: #fff; font-size: 10px; font-weight: 600; }
-.banner { margin: 0 0 12px; padding: 8px 12px; border-radius: 5px; background: var(--red-bg);
-  color: var(--red); font-weight: 600; }
-.banner small { display: block; font-weight: 400; color: #555; }
-.empty { padding: 24px; color: #555; }
-footer { margin-top: 10px; color: #757575; font-size: 11px; }
-""".strip()
+
+@functools.cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def render_overview(
@@ -376,96 +323,58 @@ def render_overview(
     earlier: str | None = None,
     later: str | None = None,
 ) -> str:
-    """The whole page as one HTML document.
+    """The whole page as one HTML document (``templates/overview.html.j2``).
 
     :param earlier: href of the previous window (older days), if any.
     :param later: href of the next window (newer days), if any.
     """
-    esc = html.escape
-    head_cells = "".join(
-        f'<th scope="col" title="{day.isoformat()}">{day:%d/%m}<small>{_WEEKDAYS[day.weekday()]}'
-        "</small></th>"
-        for day in overview.days
-    )
-    body_rows = []
-    for row in overview.rows:
-        cells = "".join(
-            _render_cell(cell, ui_base=ui_base, proof_base=proof_base) for cell in row.cells
-        )
-        badge = ""
-        if row.config_error:
-            badge = (
-                '<span class="badge" title="Le fichier YAML du prestataire est invalide : '
-                "son DAG échoue chaque jour avec l'erreur (voir le DAG).\">"
-                f"{_STATUS_LABELS[CONFIG_ERROR][1]}</span>"
-            )
-        body_rows.append(
-            f'<tr data-provider="{esc(row.provider)}"'
-            f'{" data-config-error" if row.config_error else ""}><td class="provider">'
-            f'<a data-airflow href="{esc(dag_href(row.provider, ui_base=ui_base))}" '
-            f'title="DAG {esc(row.dag_id)}">{esc(row.provider)}</a>'
-            f"<small>{esc(row.dag_id)}</small>{badge}</td>{cells}</tr>"
-        )
-    if body_rows:
-        table = (
-            '<div class="scroll"><table id="overview"><thead><tr>'
-            f'<th class="provider" scope="col">Prestataire</th>{head_cells}</tr></thead>'
-            f"<tbody>{''.join(body_rows)}</tbody></table></div>"
-        )
-    else:
-        table = (
-            '<p class="empty">Aucun prestataire : aucun résumé sous <code>quality/</code> '
-            "et aucun DAG <code>ingest_*</code> visible.</p>"
-        )
-    legend = "".join(
-        f'<span class="key"><i class="{status}"></i>{_STATUS_LABELS[status][1]} '
-        f"({overview.count(status)})</span>"
+    legend = [
+        {"status": status, "label": _STATUS_LABELS[status][1], "count": overview.count(status)}
         for status in ("green", "amber", "red", "missing")
-    )
+    ]
     if overview.count(CONFIG_ERROR):
-        legend += (
-            f'<span class="key"><i class="{CONFIG_ERROR}"></i>'
-            f"{_STATUS_LABELS[CONFIG_ERROR][1]} ({overview.count(CONFIG_ERROR)})</span>"
+        legend.append(
+            {
+                "status": CONFIG_ERROR,
+                "label": _STATUS_LABELS[CONFIG_ERROR][1],
+                "count": overview.count(CONFIG_ERROR),
+            }
         )
-    banner = ""
-    if overview.undelivered:
-        n = overview.undelivered
-        what = "1 alerte non envoyée" if n == 1 else f"{n} alertes non envoyées"
-        banner = (
-            f'<p class="banner" role="alert" data-undelivered="{n}">{what}'
-            "<small>Le serveur SMTP était injoignable : les e-mails sont gardés dans "
-            "<code>alerts/undelivered/</code> sous la racine des données et partiront avec la "
-            "prochaine alerte envoyée.</small></p>"
-        )
-    pager = ""
-    if earlier or later:
-        links = []
-        if earlier:
-            links.append(f'<a href="{esc(earlier)}">← jours précédents</a>')
-        if later:
-            links.append(f'<a href="{esc(later)}">jours suivants →</a>')
-        pager = f'<nav class="pager">{"".join(links)}</nav>'
-    first, last = overview.days[-1], overview.days[0]
+    rows = [
+        {
+            "provider": row.provider,
+            "dag_id": row.dag_id,
+            "href": dag_href(row.provider, ui_base=ui_base),
+            "config_error": row.config_error,
+            "cells": [
+                _cell_view(cell, ui_base=ui_base, proof_base=proof_base) for cell in row.cells
+            ],
+        }
+        for row in overview.rows
+    ]
     stamp = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Collecte quotidienne — vue d'ensemble</title>"
-        f"<style>{_CSS}</style></head><body>"
-        "<h1>Collecte quotidienne — vue d'ensemble</h1>"
-        f"{banner}"
-        f'<p class="sub">Jours traités du {first:%d/%m/%Y} au {last:%d/%m/%Y}, du plus récent '
-        "au plus ancien. Chaque case : enregistrements reçus/attendus par sens (E entrants, "
-        "S sortants), D interactions digitales exportées/annoncées ; cliquer ouvre la page de "
-        "preuve du jour, « run » le run Airflow.</p>"
-        f'<div class="legend">{legend}{pager}</div>{table}'
-        f"<footer>Lu dans quality/*/*/summary.json — généré le {stamp}.</footer>"
-        f"<script>{TOP_NAVIGATION_SCRIPT}</script></body></html>"
+        _environment()
+        .get_template("overview.html.j2")
+        .render(
+            days=overview.days,
+            first=overview.days[-1],
+            last=overview.days[0],
+            weekdays=_WEEKDAYS,
+            rows=rows,
+            legend=legend,
+            config_error_label=_STATUS_LABELS[CONFIG_ERROR][1],
+            undelivered=overview.undelivered,
+            earlier=earlier,
+            later=later,
+            stamp=stamp,
+            script=Markup(TOP_NAVIGATION_SCRIPT),  # allowed by its hash: written as is
+        )
     )
 
 
-def _render_cell(cell: DayCell, *, ui_base: str, proof_base: str) -> str:
-    esc = html.escape
+def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any]:
+    """What the template shows of one cell: glyph, lines, tooltip and links."""
     glyph, label = _STATUS_LABELS[cell.status]
     lines = [f"{_short(name)} {count}" for name, count in cell.recordings]
     if cell.digital is not None:
@@ -493,21 +402,15 @@ def _render_cell(cell: DayCell, *, ui_base: str, proof_base: str) -> str:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:
         title.append(f"Mis à jour : {cell.updated_at}")
-    body = f"<b>{glyph}</b><br>" + "<br>".join(esc(line) for line in lines)
-    proof = proof_href(cell, proof_base=proof_base)
-    tooltip = esc("\n".join(title))
-    if proof:
-        main = f'<a class="proof" href="{esc(proof)}" title="{tooltip}">{body}</a>'
-    else:
-        main = f'<span class="proof" title="{tooltip}">{body}</span>'
-    run = (
-        f'<a class="run" data-airflow href="{esc(run_href(cell, ui_base=ui_base))}" '
-        f'title="Run Airflow de {cell.day.isoformat()}">run ›</a>'
-    )
-    return (
-        f'<td class="cell {cell.status}" data-day="{cell.day.isoformat()}" '
-        f'data-status="{cell.status}">{main}{run}</td>'
-    )
+    return {
+        "status": cell.status,
+        "day": cell.day.isoformat(),
+        "glyph": glyph,
+        "lines": lines,
+        "tooltip": "\n".join(title),
+        "proof": proof_href(cell, proof_base=proof_base),
+        "run": run_href(cell, ui_base=ui_base),
+    }
 
 
 # --- helpers --------------------------------------------------------------------------------

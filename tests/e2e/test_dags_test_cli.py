@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from include.cc_intake import overview
 from include.cc_intake.days import scheduled_run_for
 from include.cc_intake.layout import DayLayout
 from include.cc_intake.manifest import read_manifest
@@ -74,4 +76,9 @@ def test_dags_test_runs_a_sandbox_day_with_deadlines_off(
     for direction, counts in summary["recordings"].items():
         assert counts["expected"] == counts["got"] == seed.delivered_counts[direction], summary
     assert (layout.digital_dir / "interactions.jsonl").stat().st_size > 0
+    # Issue 14, defect 6: the summary names the run that wrote it, and the overview's run link
+    # opens that run rather than a filter on the DAG's runs.
+    assert summary["run_id"] and summary["timezone"] == cfg.timezone, summary
+    cell = overview.read_day(data, PROVIDER, day)
+    assert overview.run_href(cell).endswith(f"/runs/{quote(summary['run_id'], safe='')}")
     assert mails == [], f"a good day must not alert: {mails}"

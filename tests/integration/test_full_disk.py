@@ -29,7 +29,7 @@ import pytest
 
 from include.cc_intake.layout import DayLayout
 from include.cc_intake.manifest import ManifestRow, write_manifest
-from include.cc_intake.quality import write_proof, write_summary
+from include.cc_intake.proof import write_proof, write_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = "acme_abidjan"
@@ -42,7 +42,7 @@ WRITER = textwrap.dedent(
     import datetime as dt, json, resource, signal, sys
     from pathlib import Path
     from include.cc_intake.manifest import ManifestRow, write_manifest
-    from include.cc_intake.quality import write_proof, write_summary
+    from include.cc_intake.proof import write_proof, write_summary
 
     args = json.loads(sys.argv[1])
     rows = [ManifestRow(**row) for row in args["rows"]]

@@ -6,6 +6,7 @@ Expectations); only the task instance's XCom push is a stand-in.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from include.cc_intake.airflow.tasks import ValidateDigitalOperator
 from include.cc_intake.layout import DayLayout
-from tests.unit.test_quality import DAY, DIGITAL, _cfg, _digital, _records
+from tests.unit.quality_data import DAY, DIGITAL, _cfg, _digital, _records
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +28,18 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+RUN_ID = "scheduled__2026-11-21T02:30:00+00:00"
+
+
 def keep_digital_proof(tmp_path: Path, root: Path) -> DayLayout:
     cfg = _cfg(digital=DIGITAL)
     result = _digital(tmp_path, _records())
     layout = DayLayout(root, cfg.id, DAY)
     pushed: dict[str, Any] = {}
-    context: Any = {"ti": SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))}
+    context: Any = {
+        "ti": SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value})),
+        "dag_run": SimpleNamespace(run_id=RUN_ID),
+    }
     task = ValidateDigitalOperator(task_id="validate_digital", provider=cfg)
     url = task.keep_proof(context, layout, "digital", result)
     assert url.endswith(f"/cc-intake/quality/{cfg.id}/{DAY}/digital.html")
@@ -74,3 +81,12 @@ def test_item19_the_day_lock_lives_outside_the_proof_folder(tmp_path: Path) -> N
     keep_digital_proof(tmp_path, root)
     assert {p.name for p in layout.quality_dir.iterdir()} == PROOF_FILES
     assert [p.name for p in layout.lock.parent.iterdir()] == [f"{DAY}.lock"]
+
+
+def test_issue14_defect6_the_summary_names_the_run_that_wrote_it(tmp_path: Path) -> None:
+    # The overview links a day to its run only when summary.json carries run_id (else it
+    # falls back to a filter on the DAG's runs); the timezone places that fallback.
+    layout = keep_digital_proof(tmp_path, tmp_path / "data")
+    summary = json.loads((layout.quality_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run_id"] == RUN_ID
+    assert summary["timezone"] == "Africa/Abidjan"

@@ -232,8 +232,8 @@ def _csp(header: str) -> dict[str, list[str]]:
 
 
 def test_item17_proof_page_is_served_with_a_csp_that_runs_no_script(client, api, tmp_path):
-    from include.cc_intake.quality import write_proof
-    from tests.unit.test_quality import _digital, _records
+    from include.cc_intake.proof import write_proof
+    from tests.unit.quality_data import _digital, _records
 
     day = "2026-01-02"  # outside the demo's thirty days
     write_proof(

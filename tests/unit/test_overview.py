@@ -263,7 +263,7 @@ def test_item1_kept_and_failed_counts_reach_the_cell(root):
 
 
 def test_item13_config_error_day_and_row_show_configuration_invalide(root):
-    from include.cc_intake.quality import write_config_error_summary
+    from include.cc_intake.proof import write_config_error_summary
 
     write_config_error_summary(
         root / "quality" / "acme" / END.isoformat(), provider="acme", day=END
@@ -300,7 +300,7 @@ def test_item13_airflow_says_which_rows_are_config_errors(root):
     # ...and once the file is fixed the row is no longer flagged, whatever old days say.
     day = END + dt.timedelta(days=1)
     folder = root / "quality" / "globex" / day.isoformat()
-    from include.cc_intake.quality import write_config_error_summary
+    from include.cc_intake.proof import write_config_error_summary
 
     write_config_error_summary(folder, provider="globex", day=day)
     grid = overview.build_overview(root, end_day=day, config_errors=set())

@@ -194,7 +194,7 @@ class ProviderDayMixin:
         result: dict[str, Any],
     ) -> str:
         """Write the proof page and the day's summary, link the page from the task; its URL."""
-        from include.cc_intake.quality import write_proof, write_summary
+        from include.cc_intake.proof import write_proof, write_summary
 
         with day_lock(layout):
             # Earlier versions locked with a file inside the proof folder: not part of the proof.
@@ -206,6 +206,8 @@ class ProviderDayMixin:
                 day=layout.day,
                 recordings=result if kind == "recordings" else None,
                 digital=result if kind == "digital" else None,
+                run_id=context["dag_run"].run_id,  # the overview links the day to its run
+                timezone=self.provider.timezone,
             )
         url = proof_url(self.provider.id, layout.day, f"{kind}.html")
         context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
@@ -463,7 +465,7 @@ class ValidateRecordingsOperator(ProviderOperator):
     operator_extra_links = (ProofLink(),)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.cc_intake.quality import validate_recordings
+        from include.cc_intake.gx_suites import validate_recordings
         from include.cc_intake.report import parse_report
 
         day = self.day(context)
@@ -548,7 +550,7 @@ class ValidateDigitalOperator(ProviderOperator):
     operator_extra_links = (ProofLink(),)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.cc_intake.quality import validate_digital
+        from include.cc_intake.gx_suites import validate_digital
 
         day = self.day(context)
         layout = self.layout(context)
@@ -601,7 +603,7 @@ class ConfigErrorOperator(BaseOperator):
         raise ConfigError(self.error)
 
     def _mark_day(self, context: Context, provider_id: str) -> None:
-        from include.cc_intake.quality import write_config_error_summary
+        from include.cc_intake.proof import write_config_error_summary
 
         run = context["dag_run"]
         try:

@@ -1,0 +1,170 @@
+"""Keep the day's proof: ``quality/<provider>/<day>/`` (contract §7 *Proof files*).
+
+:func:`write_proof` writes a validation result as ``<kind>.json`` and its page ``<kind>.html``
+(rendered by :mod:`include.cc_intake.proof_pages`); :func:`write_summary` writes
+``summary.json``, the one file the overview and the digest read, with the day's status
+(:mod:`include.cc_intake.status`); :func:`write_config_error_summary` marks a day whose
+provider file was broken. Every write is atomic: a run-unique temporary sibling, fsync, rename.
+The JSON proofs keep exact file names (they sit beside the data); the pages mask phones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from include.cc_intake.config import DIRECTIONS
+from include.cc_intake.layout import atomic_writer, storage_errors
+from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
+from include.cc_intake.status import CONFIG_ERROR, ProofKind, day_status, keeps_verdict, verdict
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` under a run-unique temporary sibling, fsync, then rename onto ``path``.
+
+    A refused write (disk full, …) raises :class:`StorageError` naming provider, day and path;
+    the previous proof file stays whole.
+    """
+    # Proof files live at <root>/quality/<provider>/<day>/<name> (DayLayout.quality_dir).
+    day_dir = path.parent
+    guard = storage_errors(path, provider=day_dir.parent.name, day=day_dir.name, what="proof file")
+    with guard, atomic_writer(path, secrets.token_hex(5), binary=True) as handle:
+        handle.write(data)
+
+
+def write_proof(quality_dir: Path, kind: ProofKind, result: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``<kind>.json`` (the full result) and ``<kind>.html`` (the page) in ``quality_dir``."""
+    if kind not in ("recordings", "digital"):
+        raise ValueError(f"proof kind must be 'recordings' or 'digital', got {kind!r}")
+    json_path = quality_dir / f"{kind}.json"
+    html_path = quality_dir / f"{kind}.html"
+    payload = json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n"
+    _atomic_write(json_path, payload.encode("utf-8"))
+    render = render_recordings_page if kind == "recordings" else render_digital_page
+    page = render(result, verdict(result))
+    _atomic_write(html_path, page.encode("utf-8"))
+    return json_path, html_path
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_summary(
+    quality_dir: Path,
+    *,
+    provider: str,
+    day: dt.date,
+    recordings: Mapping[str, Any] | None = None,
+    digital: Mapping[str, Any] | None = None,
+    rejected: int | None = None,
+    run_id: str | None = None,
+    timezone: str | None = None,
+) -> Path:
+    """Write ``summary.json`` from the day's results (contract §7 *Proof files*).
+
+    ``recordings`` / ``digital`` are results of :func:`.gx_suites.validate_recordings` /
+    :func:`.gx_suites.validate_digital`; a section not given is read from its proof file
+    (``recordings.json`` / ``digital.json``) when there is one, so the recordings and digital
+    tasks can each update the summary without losing the other's verdict. ``rejected``
+    defaults to the recordings result's number of rejected manifest rows. ``kept`` and
+    ``failed`` (optional keys, present when not 0) are its numbers of kept and failed rows;
+    kept ones are already part of each direction's ``got``. ``run_id`` and ``timezone``, when
+    given, are added for the overview's link to the run (optional keys).
+    """
+    rec = (
+        dict(recordings) if recordings is not None else _load_json(quality_dir / "recordings.json")
+    )
+    dig = dict(digital) if digital is not None else _load_json(quality_dir / "digital.json")
+
+    directions = (rec or {}).get("reconciliation", {}).get("directions", {})
+    recordings_section = {
+        d: {
+            "expected": directions.get(d, {}).get("expected"),
+            "got": directions.get(d, {}).get("got"),
+        }
+        for d in DIRECTIONS
+    }
+    digital_section = None
+    if dig is not None:
+        checks = dig.get("checks", {})
+        digital_section = {
+            "expected": checks.get("stated_total"),
+            "got": checks.get("records"),
+            "conflicting_ids": checks.get("conflicting_ids") or 0,
+        }
+    reconciliation = (rec or {}).get("reconciliation", {})
+    if rejected is None:
+        rejected = len(reconciliation.get("rejected", []))
+
+    status = day_status(
+        (verdict(r) for r in (rec, dig) if r is not None),
+        recordings_validated=rec is not None,
+        rejected=rejected,
+    )
+
+    summary: dict[str, Any] = {
+        "provider": provider,
+        "day": day.isoformat(),
+        "status": status,
+        "recordings": recordings_section,
+        "digital": digital_section,
+        "rejected": rejected,
+        "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    # Optional, only when there are some: kept files are already inside each ``got``, failed
+    # copies are warned about; the overview shows both counts.
+    for listed in ("kept", "failed"):
+        if reconciliation.get(listed):
+            summary[listed] = len(reconciliation[listed])
+    if run_id is not None:
+        summary["run_id"] = run_id
+    if timezone is not None:
+        summary["timezone"] = timezone
+    path = quality_dir / "summary.json"
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
+
+
+def write_config_error_summary(
+    quality_dir: Path,
+    *,
+    provider: str,
+    day: dt.date,
+    run_id: str | None = None,
+    timezone: str | None = None,
+) -> Path | None:
+    """Mark the day ``config_error`` (contract §8.1): the provider's YAML was broken when the
+    day was due, so nothing was fetched. The overview and the digest read it.
+
+    A day that already has a verdict (green, amber, red) keeps it: a run made before the file
+    broke proved that day, and a placeholder run proves nothing. Returns the path written, or
+    ``None`` when the earlier verdict was kept.
+    """
+    path = quality_dir / "summary.json"
+    earlier = _load_json(path)
+    if earlier is not None and keeps_verdict(earlier.get("status")):
+        return None
+    summary: dict[str, Any] = {
+        "provider": provider,
+        "day": day.isoformat(),
+        "status": CONFIG_ERROR,
+        "recordings": None,
+        "digital": None,
+        "rejected": None,
+        "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if run_id is not None:
+        summary["run_id"] = run_id
+    if timezone is not None:
+        summary["timezone"] = timezone
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
