@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.constants import STATUS_CONFIG_ERROR
 from include.cc_intake.days import day_bounds
-from include.cc_intake.errors import ValidationError
+from include.cc_intake.errors import ManifestError, ValidationError
 from include.cc_intake.layout import atomic_writer, storage_errors
 from include.cc_intake.manifest import RECEIVED, is_received
 from include.cc_intake.messages import mask_phone
@@ -489,20 +489,29 @@ def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[di
             rows = list(reader)
             header = reader.fieldnames or []
     except FileNotFoundError:
-        raise ValidationError(
+        raise ManifestError(
             f"{cfg.id} {day.isoformat()}: manifest {path} not found "
-            f"(expected the copy step's manifest of the day)"
+            f"(expected the copy step's manifest of the day)",
+            provider=cfg.id,
+            day=day,
+            path=path,
         ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValidationError(
-            f"{cfg.id} {day.isoformat()}: manifest {path} cannot be read ({exc})"
+        raise ManifestError(
+            f"{cfg.id} {day.isoformat()}: manifest {path} cannot be read ({exc})",
+            provider=cfg.id,
+            day=day,
+            path=path,
         ) from None
     needed = ["direction", "file_name", "size_bytes", "status", "call_id", "date"]
     absent = [c for c in needed if c not in header]
     if absent:
-        raise ValidationError(
+        raise ManifestError(
             f"{cfg.id} {day.isoformat()}: manifest {path.name} lacks the columns "
-            f"{', '.join(absent)} (expected {', '.join(needed)} at least)"
+            f"{', '.join(absent)} (expected {', '.join(needed)} at least)",
+            provider=cfg.id,
+            day=day,
+            path=path,
         )
     return rows
 
@@ -769,7 +778,9 @@ def validate_digital(
 
     if cfg.digital is None:
         raise ValidationError(
-            f"{cfg.id} {day.isoformat()}: no 'digital' section in the provider configuration"
+            f"{cfg.id} {day.isoformat()}: no 'digital' section in the provider configuration",
+            provider=cfg.id,
+            day=day,
         )
     dig = cfg.digital
     tz = cfg.tz
@@ -795,7 +806,9 @@ def validate_digital(
     except FileNotFoundError:
         raise ValidationError(
             f"{cfg.id} {day.isoformat()}: export {jsonl_path} not found "
-            f"(expected the day's interactions, one JSON object per line)"
+            f"(expected the day's interactions, one JSON object per line)",
+            provider=cfg.id,
+            day=day,
         ) from None
     with handle:
         for number, text in enumerate(handle, start=1):
@@ -810,7 +823,9 @@ def validate_digital(
             if not isinstance(record, dict):
                 raise ValidationError(
                     f"{cfg.id} {day.isoformat()}: export {jsonl_path.name}, line {number}: "
-                    f"{error} (expected one JSON object per line)"
+                    f"{error} (expected one JSON object per line)",
+                    provider=cfg.id,
+                    day=day,
                 )
             lines.append(number)
             raw_id = _get_path(record, id_col)
