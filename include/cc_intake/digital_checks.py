@@ -157,7 +157,9 @@ def read_export(
     """
     if cfg.digital is None:
         raise ValidationError(
-            f"{cfg.id} {day.isoformat()}: no 'digital' section in the provider configuration"
+            f"{cfg.id} {day.isoformat()}: no 'digital' section in the provider configuration",
+            provider=cfg.id,
+            day=day,
         )
     dig = cfg.digital
     tz = cfg.tz
@@ -178,7 +180,9 @@ def read_export(
     except FileNotFoundError:
         raise ValidationError(
             f"{cfg.id} {day.isoformat()}: export {jsonl_path} not found "
-            f"(expected the day's interactions, one JSON object per line)"
+            f"(expected the day's interactions, one JSON object per line)",
+            provider=cfg.id,
+            day=day,
         ) from None
     with handle:
         for number, text in enumerate(handle, start=1):
@@ -193,7 +197,9 @@ def read_export(
             if not isinstance(record, dict):
                 raise ValidationError(
                     f"{cfg.id} {day.isoformat()}: export {jsonl_path.name}, line {number}: "
-                    f"{error} (expected one JSON object per line)"
+                    f"{error} (expected one JSON object per line)",
+                    provider=cfg.id,
+                    day=day,
                 )
             read.lines.append(number)
             raw_id = get_path(record, id_col)

@@ -728,3 +728,44 @@ FAILURE_BUILDERS: dict[str, Callable[[Failure], Email]] = {
     "task": task_failed,
     "config": config_error,
 }
+
+
+# --------------------------------------------------------------------------- the manifest
+# (errors.ManifestError: before it, a missing manifest sent "validation failed" and pointed at a
+# proof page that was never written.)
+
+SUBJECTS["manifest"] = "manifeste des enregistrements absent ou illisible"
+
+
+def manifest_missing(failure: Failure) -> Email:
+    """The day's manifest is missing or unreadable: nothing reconciled, no proof page written.
+
+    ``details['path']`` is the manifest expected.
+    """
+    from include.cc_intake.constants import TASK_COPY
+
+    details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
+    path = details.get("path")
+    return _failure_email(
+        failure,
+        SUBJECTS["manifest"],
+        lead=(
+            f"Le manifeste des enregistrements du {day} du prestataire {name} (la liste de ce "
+            "que l'étape de copie a reçu) est absent ou illisible : les enregistrements n'ont "
+            "pas pu être rapprochés du rapport de fin de journée, et aucune page de preuve n'a "
+            "été écrite pour ce jour."
+        ),
+        facts=[Facts((("Manifeste attendu", sanitize(path, limit=500)),))] if path else [],
+        known={"path"},
+        todo=(
+            f"Vérifier que l'étape « {TASK_COPY} » a réellement tourné pour le {day} (elle a pu "
+            "être marquée réussie à la main) et que le fichier nommé ci-dessus n'a pas été "
+            "déplacé ou supprimé.",
+            "La copie réécrit le manifeste : "
+            + rerun_instructions(failure.provider_id, failure.day, TASK_COPY),
+        ),
+    )
+
+
+FAILURE_BUILDERS["manifest"] = manifest_missing

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
-from include.cc_intake.errors import ValidationError
+from include.cc_intake.errors import ManifestError
 from include.cc_intake.manifest import RECEIVED, is_received
 from include.cc_intake.redact import mask_phone
 from include.cc_intake.report import DailyReport
@@ -383,19 +383,28 @@ def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[di
             rows = list(reader)
             header = reader.fieldnames or []
     except FileNotFoundError:
-        raise ValidationError(
+        raise ManifestError(
             f"{cfg.id} {day.isoformat()}: manifest {path} not found "
-            f"(expected the copy step's manifest of the day)"
+            f"(expected the copy step's manifest of the day)",
+            provider=cfg.id,
+            day=day,
+            path=path,
         ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValidationError(
-            f"{cfg.id} {day.isoformat()}: manifest {path} cannot be read ({exc})"
+        raise ManifestError(
+            f"{cfg.id} {day.isoformat()}: manifest {path} cannot be read ({exc})",
+            provider=cfg.id,
+            day=day,
+            path=path,
         ) from None
     needed = ["direction", "file_name", "size_bytes", "status", "call_id", "date"]
     absent = [c for c in needed if c not in header]
     if absent:
-        raise ValidationError(
+        raise ManifestError(
             f"{cfg.id} {day.isoformat()}: manifest {path.name} lacks the columns "
-            f"{', '.join(absent)} (expected {', '.join(needed)} at least)"
+            f"{', '.join(absent)} (expected {', '.join(needed)} at least)",
+            provider=cfg.id,
+            day=day,
+            path=path,
         )
     return rows

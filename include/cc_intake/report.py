@@ -103,7 +103,9 @@ class _Reader:
     def fail(self, what: str, line: int | None = None) -> ReportError:
         where = f", line {line}" if line is not None else ""
         return ReportError(
-            f"{self.provider} {self.day.isoformat()}: report {self.name}{where}: {what}"
+            f"{self.provider} {self.day.isoformat()}: report {self.name}{where}: {what}",
+            provider=self.provider,
+            day=self.day,
         )
 
     def text(self, raw: bytes) -> str:
@@ -178,11 +180,15 @@ def parse_report(path: Path, cfg: DailyReportConfig, *, provider: str, day: dt.d
     except FileNotFoundError:
         raise ReportError(
             f"{provider} {day.isoformat()}: report {path} not found "
-            f"(expected the provider's end-of-day report for the day)"
+            f"(expected the provider's end-of-day report for the day)",
+            provider=provider,
+            day=day,
         ) from None
     except OSError as exc:
         raise ReportError(
-            f"{provider} {day.isoformat()}: report {path} cannot be read ({exc.strerror or exc})"
+            f"{provider} {day.isoformat()}: report {path} cannot be read ({exc.strerror or exc})",
+            provider=provider,
+            day=day,
         ) from None
     return parse_report_content(raw, path.name, cfg, provider=provider, day=day)
 

@@ -321,7 +321,9 @@ class _Sink:
         try:
             landed = os.fstat(self.fd).st_size
             if landed != size:
-                raise TransferError(f"{final.name}: landed {landed} bytes, expected {size}")
+                raise TransferError(
+                    f"{final.name}: landed {landed} bytes, expected {size}", files=[final.name]
+                )
             os.fchmod(self.fd, FILE_MODE)
         finally:
             self.close()
@@ -358,7 +360,9 @@ async def _read_exact(
         part: bytes = await remote.read(n, at)
         if not part:
             raise TransferError(
-                f"{entry.remote_path}: remote file ended at byte {at}, listed as {entry.size} bytes"
+                f"{entry.remote_path}: remote file ended at byte {at}, "
+                f"listed as {entry.size} bytes",
+                files=[entry.remote_path],
             )
         parts.append(part)
         at += len(part)
@@ -571,7 +575,8 @@ async def _fetch(
             )
         if attrs.size != entry.size or int(attrs.mtime or 0) != entry.mtime:
             raise TransferError(
-                f"{entry.remote_path}: changed during the copy (size {entry.size} -> {attrs.size})"
+                f"{entry.remote_path}: changed during the copy (size {entry.size} -> {attrs.size})",
+                files=[entry.remote_path],
             )
         await sink.drain()
     except BaseException:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from include.cc_intake.airflow.tasks import open_sftp
+from include.cc_intake.airflow.sftp import open_sftp
 from include.cc_intake.errors import HostKeyError, RemoteError
 from include.cc_intake.recordings import list_day
 from include.cc_intake.sandbox.keys import ensure_keys

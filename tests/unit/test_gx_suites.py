@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from include.cc_intake.errors import ValidationError
+from include.cc_intake.errors import ManifestError, ValidationError
 from include.cc_intake.gx_suites import validate_digital, validate_recordings
 from include.cc_intake.reconcile import read_manifest_rows
 from include.cc_intake.status import verdict
@@ -175,15 +175,22 @@ def test_gx_progress_bars_are_off(tmp_path: Path, capfd: pytest.CaptureFixture[s
 
 
 def test_manifest_problems_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ManifestError) as info:
         validate_recordings(tmp_path / "absent.csv", _summary(), _cfg(), DAY)
     assert str(info.value) == (
         f"acme_abidjan 2026-11-20: manifest {tmp_path / 'absent.csv'} not found "
         "(expected the copy step's manifest of the day)"
     )
+    # Its own error (issue #14, defect 4): not a failed validation, no proof page behind it.
+    assert not isinstance(info.value, ValidationError)
+    assert (info.value.provider, info.value.day, info.value.details) == (
+        "acme_abidjan",
+        DAY,
+        {"path": str(tmp_path / "absent.csv")},
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("direction,file_name,status\n", encoding="utf-8")
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ManifestError) as info:
         read_manifest_rows(bad, _cfg(), DAY)
     assert str(info.value) == (
         "acme_abidjan 2026-11-20: manifest bad.csv lacks the columns size_bytes, call_id, date "

@@ -48,6 +48,7 @@ FAILURES = [
     ("export", "échec de l'export CRM", "Relancer la journée"),
     ("task", "échec d'une tâche (copy_recordings)", "journal de la tâche"),
     ("config", "configuration du prestataire invalide", "make check PROVIDER=acme_abidjan"),
+    ("manifest", "manifeste des enregistrements absent ou illisible", "« copy_recordings »"),
 ]
 
 

@@ -59,12 +59,7 @@ def provider_folders() -> list[Path]:
 def default_args(cfg: ProviderConfig) -> dict[str, object]:
     from include.cc_intake.airflow.notify import IntakeFailureNotifier
 
-    notifier = IntakeFailureNotifier(
-        provider_id=cfg.id,
-        provider_name=cfg.name,
-        timezone=cfg.timezone,
-        alert_emails=cfg.alert_emails,
-    )
+    notifier = IntakeFailureNotifier.for_provider(cfg)
     return {
         "owner": cfg.owner,
         "retries": 3,

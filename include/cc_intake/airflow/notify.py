@@ -56,34 +56,22 @@ SEND_TRIES = 3
 SEND_BACKOFF_S = 2.0
 FALLBACK_SENDER = "cc-intake@localhost"
 
-# Most specific first: HostKeyError and TransferError are RemoteErrors.
+# The e-mail of a failure is chosen by the exception's type alone, most specific first
+# (HostKeyError and TransferError are RemoteErrors). Any other exception, ours but generic or
+# not ours (a timeout, a bug, an outage we did not foresee), gets the generic e-mail, which says
+# so rather than guess from the step's name.
 _KIND_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
     (errors.ConfigError, "config"),
     (errors.RecordingsNotReady, "not_ready"),
     (errors.HostKeyError, "host_key"),
     (errors.TransferError, "copy"),
     (errors.UnsafePathError, "copy"),
+    (errors.RemoteError, "copy"),  # no SFTP session: the copy e-mail's checks are the ones
     (errors.ReportError, "report"),
+    (errors.ManifestError, "manifest"),
     (errors.ReconciliationError, "reconciliation"),
     (errors.ValidationError, "validation"),
     (errors.ExportError, "export"),
-)
-# When the exception is ours but generic (RemoteError, IntakeError) or a timeout (sensor or
-# execution timeout), the step's name tells what failed. Any other exception is a bug or an
-# outage we did not foresee: the generic e-mail says so rather than guess.
-_KIND_BY_TASK: tuple[tuple[str, str], ...] = (
-    ("config", "config"),
-    ("wait", "not_ready"),
-    ("report", "report"),
-    ("reconcil", "reconciliation"),
-    ("valid", "validation"),
-    ("quality", "validation"),
-    ("export", "export"),
-    ("digital", "export"),
-    ("crm", "export"),
-    ("copy", "copy"),
-    ("transfer", "copy"),
-    ("recording", "copy"),
 )
 
 
@@ -170,25 +158,11 @@ def proof_facts(provider_id: str, day: dt.date | str) -> tuple[dict[str, Any], s
 # --------------------------------------------------------------------------- failure e-mails
 
 
-def _is_timeout(exception: object) -> bool:
-    return isinstance(exception, TimeoutError) or type(exception).__name__ in {
-        "AirflowSensorTimeout",
-        "AirflowTaskTimeout",
-    }
-
-
-def classify_failure(exception: object, task_id: str | None) -> str:
-    """Which e-mail a failure gets: by exception type, else by the step's name, else generic."""
+def classify_failure(exception: object) -> str:
+    """Which e-mail a failure gets: by the exception's type, else the generic one."""
     for kind_type, kind in _KIND_BY_ERROR:
         if isinstance(exception, kind_type):
             return kind
-    if isinstance(exception, errors.IntakeError) or _is_timeout(exception):
-        name = (task_id or "").lower()
-        for needle, kind in _KIND_BY_TASK:
-            if needle in name:
-                return kind
-    if isinstance(exception, errors.RemoteError):
-        return "copy"
     return "task"
 
 
@@ -232,9 +206,10 @@ def failure_email(
         params=context.get("params"),
     )
     exception = context.get("exception")
-    kind = classify_failure(exception, task_id)
-    raw = getattr(exception, "details", None)
-    details: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
+    kind = classify_failure(exception)
+    # The facts the raise site set (errors.IntakeError.details); nothing for a foreign error.
+    raw = exception.details if isinstance(exception, errors.IntakeError) else None
+    details: dict[str, Any] = dict(raw or {})
     proof = None
     if kind in ("reconciliation", "validation"):
         found, proof = proof_facts(provider_id, day)
@@ -581,8 +556,8 @@ def _dag_and_day(
 class IntakeFailureNotifier(SmtpNotifier):
     """E-mails ``alert_emails`` when a task of a provider's DAG fails for good.
 
-    Subject and body come from :mod:`include.cc_intake.messages`, chosen by the exception type
-    (or the step's name); nothing is rendered with Jinja, so an error text can never be
+    Subject and body come from :mod:`include.cc_intake.messages`, chosen by the exception's
+    type, with the facts it carries; nothing is rendered with Jinja, so an error text can never be
     interpreted as a template.
 
     :param provider_id: the provider's id (the DAG is ``ingest_<id>``).

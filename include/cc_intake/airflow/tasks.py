@@ -7,12 +7,10 @@ through XCom, and raises the project's exceptions with provider, day and file na
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,37 +25,34 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, A
 
 from include.cc_intake import constants as C
 from include.cc_intake.airflow.links import proof_url
+from include.cc_intake.airflow.locks import day_lock
+from include.cc_intake.airflow.sftp import open_sftp, parse_report_bytes, read_remote_report
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
-    HostKeyError,
     IntakeError,
     ReconciliationError,
     RecordingsNotReady,
-    RemoteError,
     ReportError,
     TransferError,
     ValidationError,
 )
 from include.cc_intake.layout import (
-    FILE_MODE,
     DayLayout,
     atomic_writer,
     data_root,
-    make_dirs,
     remove_stale_tmp,
     run_token,
 )
+from include.cc_intake.manifest import is_received
 from include.cc_intake.naming import render_folder
 
 if TYPE_CHECKING:
-    import asyncssh
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
     from include.cc_intake.recordings import Readiness
-    from include.cc_intake.report import DailyReport
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +62,7 @@ WAIT_TIMED_OUT = "timed_out"
 
 
 class RecordingsNotReadyFailure(RecordingsNotReady, AirflowFailException):
-    """The wait timed out: fail at once, a retry would only wait again.
-
-    :param details: what was seen per direction against the report, and the time waited
-        (the "recordings not available" e-mail lists them).
-    """
-
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = dict(details or {})
+    """The wait timed out: fail at once, a retry would only wait again."""
 
 
 class ReconciliationFailure(ReconciliationError, AirflowFailException):
@@ -141,28 +128,50 @@ class ProofLink(BaseOperatorLink):
         return str(value or "")
 
 
-@contextlib.contextmanager
-def day_lock(layout: DayLayout) -> Iterator[None]:
-    """Serialise proof + summary writes of one day (recordings and digital run in parallel).
+def recording_gaps(reconciliation: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The files behind a failed reconciliation, per kind of gap, from its proof section.
 
-    The lock file is ``layout.lock`` (``locks/<provider>/<day>.lock``): kept out of the proof
-    folder, which holds only what the proof consists of. Folders 0750 and the file 0640 like
-    every landed file, whatever the umask.
+    Keys are those the reconciliation e-mail lists (``missing``, ``extra``, ``duplicate``,
+    ``empty``, ``other_date``, ``unrecognised``, ``rejected``); only accepted rows count as
+    empty or of another day, as in the verdict.
     """
-    import fcntl
+    directions = (reconciliation.get("directions") or {}).items()
 
-    make_dirs(layout.lock.parent, stop_at=layout.root)
-    try:
-        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        os.fchmod(fd, FILE_MODE)
-    except FileExistsError:  # made by an earlier run, or by the other task of this run
-        fd = os.open(layout.lock, os.O_RDWR)
-    with os.fdopen(fd, "rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    def names(key: str, *, accepted_only: bool = False) -> list[str]:
+        entries = reconciliation.get(key) or []
+        return [
+            str(e.get("file_name"))
+            for e in entries
+            if not accepted_only or is_received(str(e.get("status")))
+        ]
+
+    return {
+        "missing": [
+            f"{name} : {call}" for name, d in directions for call in d.get("missing") or []
+        ],
+        "extra": [str(e.get("file_name")) for _, d in directions for e in d.get("extra") or []],
+        "duplicate": [
+            f"{dup.get('call_id')} : " + ", ".join(str(e.get("file_name")) for e in dup["files"])
+            for dup in reconciliation.get("duplicates") or []
+        ],
+        "empty": names("empty", accepted_only=True),
+        "other_date": names("other_date", accepted_only=True),
+        "unrecognised": names("bad_names"),
+        "rejected": [
+            f"{e.get('file_name')} ({e.get('reason')})"
+            for e in reconciliation.get("rejected") or []
+        ],
+    }
+
+
+def failed_checks(result: Mapping[str, Any]) -> list[str]:
+    """The descriptions of the Great Expectations checks a validation result failed."""
+    failed = []
+    for item in result.get("results") or []:
+        if not item.get("success"):
+            config = item.get("expectation_config") or {}
+            failed.append(str(config.get("description") or config.get("type") or "expectation"))
+    return failed
 
 
 class ProviderDayMixin:
@@ -215,61 +224,6 @@ class ProviderDayMixin:
         for warning in result.get("warnings") or []:
             log.warning("%s %s: %s", self.provider.id, layout.day, warning)
         return url
-
-
-@contextlib.asynccontextmanager
-async def open_sftp(provider: ProviderConfig, day: dt.date) -> AsyncIterator[asyncssh.SFTPClient]:
-    """One SSH session to the provider's server, host key checked by the sftp provider's hook."""
-    import asyncssh
-    from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
-
-    conn_id = provider.recordings.sftp_conn_id
-    hook = SFTPHookAsync(sftp_conn_id=conn_id)
-    stack = contextlib.AsyncExitStack()
-    try:
-        sftp = await stack.enter_async_context(hook.get_managed_conn())
-    except asyncssh.HostKeyNotVerifiable as exc:
-        raise HostKeyError(
-            f"{provider.id} {day}: the SFTP server of connection {conn_id!r} presented a host "
-            f"key that is not trusted ({exc}). Verify its fingerprint with the provider, then "
-            f"set the connection's `host_key` extra (or `known_hosts`); see `make check`."
-        ) from None
-    except (OSError, asyncssh.Error) as exc:
-        raise RemoteError(
-            f"{provider.id} {day}: cannot open an SFTP session with connection {conn_id!r}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
-    if str(hook.known_hosts).lower() == "none":
-        log.warning(
-            "%s: host key check DISABLED by connection %r (no_host_key_check): sandbox only",
-            provider.id,
-            conn_id,
-        )
-    async with stack:
-        yield sftp
-
-
-async def read_remote_report(
-    sftp: asyncssh.SFTPClient, provider: ProviderConfig, day: dt.date
-) -> bytes | None:
-    """The report's bytes, or None while the provider has not published it."""
-    import asyncssh
-
-    path = render_folder(provider.daily_report.path, day)
-    try:
-        async with sftp.open(path, "rb") as remote:
-            data = await remote.read()
-    except asyncssh.SFTPNoSuchFile:
-        return None
-    return data if isinstance(data, bytes) else data.encode()
-
-
-def parse_report_bytes(content: bytes, provider: ProviderConfig, day: dt.date) -> DailyReport:
-    """Parse the report's bytes as read from the provider's server."""
-    from include.cc_intake.report import parse_report_content
-
-    name = Path(render_folder(provider.daily_report.path, day)).name
-    return parse_report_content(content, name, provider.daily_report, provider=provider.id, day=day)
 
 
 class ProviderOperator(ProviderDayMixin, BaseOperator):
@@ -347,16 +301,19 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
             return super().execute(context)
         except AirflowSensorTimeout:
             readiness = self._last_readiness
-            details: dict[str, Any] = {"waited": str(self.provider.recordings.wait_timeout)}
-            if readiness is not None:
-                details["directions"] = {d.direction: d.facts() for d in readiness.directions}
+            day = self.day(context)
             # The copy, report and validation steps still run (trigger rule all_done on the
             # copy): what did arrive lands, and the reconciliation names the gap.
             context["ti"].xcom_push(key=WAIT_OUTCOME_KEY, value=WAIT_TIMED_OUT)
             raise RecordingsNotReadyFailure(
-                f"recordings for {self.provider.id} {self.day(context)} not available after "
+                f"recordings for {self.provider.id} {day} not available after "
                 f"{self.provider.recordings.wait_timeout}: {self._last_seen}",
-                details=details,
+                provider=self.provider.id,
+                day=day,
+                directions=(
+                    {d.direction: d.facts() for d in readiness.directions} if readiness else None
+                ),
+                waited=str(self.provider.recordings.wait_timeout),
             ) from None
 
 
@@ -395,7 +352,10 @@ class CopyRecordingsOperator(ProviderOperator):
             raise TransferError(
                 f"{self.provider.id} {day}: {len(summary.failures)} recording(s) not copied: "
                 f"{shown}{more}. The manifest {layout.manifest} lists them as failed and what "
-                "landed; a retry resumes."
+                "landed; a retry resumes.",
+                provider=self.provider.id,
+                day=day,
+                files=summary.failures,
             )
         return summary.as_dict()
 
@@ -445,7 +405,9 @@ class FetchReportOperator(ProviderOperator):
         content = asyncio.run(fetch())
         if content is None:
             raise ReportError(
-                f"{self.provider.id} {day}: end-of-day report {remote} not found on the server"
+                f"{self.provider.id} {day}: end-of-day report {remote} not found on the server",
+                provider=self.provider.id,
+                day=day,
             )
         report = parse_report_bytes(content, self.provider, day)
         final = layout.reports_dir / Path(remote).name
@@ -480,7 +442,18 @@ class ValidateRecordingsOperator(ProviderOperator):
         result = validate_recordings(layout.manifest, report, self.provider, day)
         url = self.keep_proof(context, layout, "recordings", result)
         if not result.get("success"):
-            raise ReconciliationFailure(f"{result.get('failure')} — proof: {url}")
+            rec = result.get("reconciliation") or {}
+            raise ReconciliationFailure(
+                f"{result.get('failure')} — proof: {url}",
+                provider=self.provider.id,
+                day=day,
+                recordings={
+                    direction: {"expected": d.get("expected"), "got": d.get("got")}
+                    for direction, d in (rec.get("directions") or {}).items()
+                },
+                gaps=recording_gaps(rec),
+                proof=url,
+            )
         return {"success": True, "proof": url}
 
 
@@ -564,7 +537,13 @@ class ValidateDigitalOperator(ProviderOperator):
         )
         url = self.keep_proof(context, layout, "digital", result)
         if not result.get("success"):
-            raise ValidationFailure(f"{result.get('failure')} — proof: {url}")
+            raise ValidationFailure(
+                f"{result.get('failure')} — proof: {url}",
+                provider=self.provider.id,
+                day=day,
+                failed_expectations=failed_checks(result),
+                proof=url,
+            )
         return {"success": True, "proof": url}
 
 
@@ -600,7 +579,7 @@ class ConfigErrorOperator(BaseOperator):
                 self._mark_day(context, self.provider_id)
             except OSError as exc:  # the e-mail must still say "configuration", not "disk"
                 log.error("%s: could not mark the day config_error: %s", self.provider_id, exc)
-        raise ConfigError(self.error)
+        raise ConfigError(self.error, provider=self.provider_id)
 
     def _mark_day(self, context: Context, provider_id: str) -> None:
         from include.cc_intake.proof import write_config_error_summary

@@ -82,10 +82,16 @@ class _RootedSFTP(asyncssh.SFTPServer):
         async for name in super().scandir(path):
             yield name
 
+    def _refuse_unreadable(self, path: bytes) -> None:
+        """A file the provider's own disk cannot read: listed and stat'ed, never opened."""
+        if posixpath.basename(os.fsdecode(path)) in self._owner.unreadable:
+            raise asyncssh.SFTPFailure("I/O error while reading the file")
+
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         if self._owner.read_only and pflags & _WRITE_PFLAGS:
             raise self._deny("open for writing")
         self._followed(path)
+        self._refuse_unreadable(path)
         return super().open(path, pflags, attrs)
 
     def open56(
@@ -94,6 +100,7 @@ class _RootedSFTP(asyncssh.SFTPServer):
         if self._owner.read_only and desired_access & _WRITE_ACCESS:
             raise self._deny("open for writing")
         self._followed(path)
+        self._refuse_unreadable(path)
         return super().open56(path, desired_access, flags, attrs)
 
     async def read(self, file_obj: object, offset: int, size: int) -> bytes:
@@ -193,6 +200,9 @@ class SftpServer:
     :param login: the only user name accepted.
     :param read_only: refuse every write, rename, remove or attribute change.
     :param read_delay: seconds slept before each read reply (slows a transfer down on purpose).
+
+    :attr:`unreadable` holds file names whose opening fails (a fault a test injects: the file is
+    listed, its copy fails).
     """
 
     def __init__(
@@ -213,6 +223,7 @@ class SftpServer:
         self.login = login
         self.read_only = read_only
         self.read_delay = read_delay
+        self.unreadable: set[str] = set()
         self._requested_port = port
         self._client_public = keys.client_key.public_data
         self._connections: set[asyncssh.SSHServerConnection] = set()
