@@ -22,8 +22,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"operator": "viewer", "admin": "admin"}
@@ -64,7 +68,7 @@ def _migrated_home(base: Path) -> dict[str, str]:
 class AirflowApi:
     """The api-server app and what a test needs around it."""
 
-    app: object  # fastapi.FastAPI
+    app: FastAPI
     home: Path
     data_root: Path
 

@@ -270,7 +270,7 @@ def test_session_built_by_airflow_http_hook(
     caplog.set_level(logging.DEBUG)
     if auth_kind == "bearer_in_extra":
         auth: Any = BearerAuth("s3cr3t-bearer")
-        conn = {"extra": {"Authorization": "Bearer s3cr3t-bearer"}}
+        conn: dict[str, object] = {"extra": {"Authorization": "Bearer s3cr3t-bearer"}}
         secret = "s3cr3t-bearer"
     else:
         auth = BasicAuth("crm-user", "s3cr3t-password")

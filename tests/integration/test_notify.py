@@ -127,7 +127,7 @@ def _task_context(
     logical_date: dt.datetime | None = dt.datetime(2026, 11, 26, 2, 30, tzinfo=UTC),
 ) -> dict[str, Any]:
     """What the Task SDK's runner hands to ``on_failure_callback`` (the fields we read)."""
-    from airflow.sdk.api.datamodels._generated import DagRun
+    from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType
 
     run_id = RUN_ID if run_type == "scheduled" else "manual__2026-11-30T09:12:00+00:00"
     dag_run = DagRun(
@@ -139,8 +139,8 @@ def _task_context(
         run_after=logical_date or dt.datetime(2026, 11, 30, 9, 12, tzinfo=UTC),
         start_date=dt.datetime(2026, 11, 26, 2, 30, 5, tzinfo=UTC),
         end_date=None,
-        run_type=run_type,
-        state="running",
+        run_type=DagRunType(run_type),
+        state=DagRunState.RUNNING,
         conf=conf or {},
         consumed_asset_events=[],
         partition_key=None,
@@ -555,6 +555,7 @@ def test_deadline_callback_runs_through_airflows_callback_trigger(sink, cfg):
     from airflow.triggers.callback import CallbackTrigger
 
     alert = notify.build_deadline_alert(cfg)
+    assert alert is not None
     stored = {**alert.callback.kwargs, "context": _deadline_context()}
     kwargs = Trigger._decrypt_kwargs(Trigger.encrypt_kwargs(stored))
     trigger = CallbackTrigger(callback_path=alert.callback.path, callback_kwargs=kwargs)
@@ -582,6 +583,7 @@ def test_build_deadline_alert_points_at_the_delivery_deadline(cfg, monkeypatch):
     monkeypatch.delenv("CC_INTAKE_DEADLINES", raising=False)
     alert = notify.build_deadline_alert(cfg)
 
+    assert alert is not None
     assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert alert.interval == dt.timedelta(hours=4, minutes=30)  # 02:30 → 07:00
     assert isinstance(alert.callback, AsyncCallback)
@@ -766,5 +768,5 @@ def test_item14_every_alert_goes_out_as_text_and_html_on_every_path(cfg, monkeyp
         for line in ("Prestataire", "ACME Abidjan (acme_abidjan)", "2026-11-25 (mercredi"):
             assert line in text and line in _words(page)
         assert "0712345678" not in text + page
-    assert "20261125_1_AG1_******78.wav" in received[0].get_body(("plain",)).get_content()
+    assert "20261125_1_AG1_******78.wav" in _parts(received[0])[0]
     assert alerts_outbox.pending(tmp_path) == []

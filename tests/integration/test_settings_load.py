@@ -76,7 +76,9 @@ def test_make_settings_creates_then_leaves_unchanged_then_updates(airflow_db: Pa
     from airflow.models.pool import Pool
     from airflow.models.variable import Variable
 
-    assert Pool.get_pool("cc_intake_sftp").slots == 3
+    pool = Pool.get_pool("cc_intake_sftp")
+    assert pool is not None
+    assert pool.slots == 3
     assert Variable.get("cc_intake_note") == "hi"
 
 

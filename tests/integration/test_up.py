@@ -116,9 +116,8 @@ def test_make_up_serves_the_sandbox_dags_and_stops_clean(tmp_path: Path) -> None
             return found if found >= SANDBOX_DAGS else None
 
         wait_for("the sandbox DAGs in the REST API", sandbox_dags, proc, log, 90)
-        banner = wait_for("the banner", lambda: "is up" in log.read_text(), proc, log, 30) and (
-            log.read_text()
-        )
+        wait_for("the banner", lambda: "is up" in log.read_text(), proc, log, 30)
+        banner = log.read_text()
         assert f"overview page   {base}/cc-intake/" in banner
         assert f"login           admin / {password}" in banner
         assert f"SFTP acme_abidjan   127.0.0.1:{ports['CC_INTAKE_UP_SFTP_ACME_PORT']}" in banner

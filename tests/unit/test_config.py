@@ -57,7 +57,7 @@ def test_product_example_is_valid() -> None:
 def test_model_is_frozen() -> None:
     cfg = provider()
     with pytest.raises(Exception, match="frozen"):
-        cfg.id = "other"  # type: ignore[misc]
+        cfg.id = "other"
 
 
 @pytest.mark.parametrize(

@@ -625,13 +625,17 @@ def test_item10_an_empty_page_always_ends_the_export(tmp_path: Path, scripted: A
 def test_item11_identical_duplicates_are_dropped_conflicting_ones_keep_the_last_version(
     tmp_path: Path, scripted: Any
 ) -> None:
-    first = [{"id": "a", "text": "v1", "n": 1}, {"id": "b", "text": "v1"}]
-    second = [
+    first: list[dict[str, Any]] = [{"id": "a", "text": "v1", "n": 1}, {"id": "b", "text": "v1"}]
+    second: list[dict[str, Any]] = [
         {"text": "v1", "id": "b"},  # the same record, keys in another order: identical
         {"id": "c", "text": "v1"},
         {"id": "a", "text": "v2", "n": 1},  # updated between the two pages: conflicting
     ]
-    third = [{"id": "a", "text": "v2", "n": 1}, {"id": 7, "text": "x"}, {"id": 7, "text": "y"}]
+    third: list[dict[str, Any]] = [
+        {"id": "a", "text": "v2", "n": 1},
+        {"id": 7, "text": "x"},
+        {"id": 7, "text": "y"},
+    ]
     server = scripted(
         {
             "/p": [

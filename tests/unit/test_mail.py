@@ -9,6 +9,7 @@ import html
 import re
 
 from include.cc_intake.mail import (
+    Block,
     Email,
     Facts,
     Items,
@@ -20,7 +21,7 @@ from include.cc_intake.mail import (
 )
 
 AT = dt.datetime(2026, 11, 26, 7, 0, 3, tzinfo=dt.UTC)
-BLOCKS = [
+BLOCKS: list[Block] = [
     Facts((("Prestataire", "ACME <Abidjan>"), ("Journée traitée", "2026-11-25"))),
     Para("Le rapport & les fichiers « divergent »."),
     Items("Que faire", ("Vérifier", "Relancer"), ordered=True),

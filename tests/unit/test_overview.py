@@ -126,14 +126,16 @@ def test_cells_carry_status_and_counts(root):
     assert globex.cells[0].status == "red" and globex.cells[0].digital is None
     assert globex.cells[0].rejected == 3
     assert globex.cells[1].status == "missing"
-    assert globex.cells[2].status == "invalid" and "not JSON" in globex.cells[2].problem
+    assert globex.cells[2].status == "invalid"
+    assert globex.cells[2].problem is not None and "not JSON" in globex.cells[2].problem
     assert (grid.count("green"), grid.count("amber"), grid.count("red")) == (1, 1, 1)
 
 
 def test_unknown_status_is_invalid_not_green(root):
     write_summary(root, "acme", END - dt.timedelta(days=3), status="ok")
     cell = overview.read_day(root, "acme", END - dt.timedelta(days=3))
-    assert cell.status == "invalid" and "'ok'" in cell.problem
+    assert cell.status == "invalid"
+    assert cell.problem is not None and "'ok'" in cell.problem
 
 
 def test_configured_provider_without_summaries_is_a_grey_row(root):
@@ -187,7 +189,9 @@ def test_page_is_self_contained_and_its_script_matches_the_csp(root):
     page = overview.render_overview(overview.build_overview(root, end_day=END))
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from elsewhere
     assert "<link" not in page
-    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    found = re.search(r"<script>(.*?)</script>", page, re.S)
+    assert found is not None
+    script = found.group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     assert f"'sha256-{digest}'" in overview.CONTENT_SECURITY_POLICY
 

@@ -11,7 +11,7 @@ from include.cc_intake.config import parse_provider
 from include.cc_intake.layout import DayLayout
 from include.cc_intake.manifest import ManifestRow, landed_index, read_manifest, write_manifest
 from include.cc_intake.naming import RemoteEntry
-from include.cc_intake.recordings import assess_readiness, held_files
+from include.cc_intake.recordings import Listing, assess_readiness, held_files
 from tests.helpers import provider_dict, with_recordings
 
 DAY = dt.date(2026, 11, 25)
@@ -32,7 +32,7 @@ OUT = files("SORTANTS", ("20261125_103012_AG1_C2.wav", 100, OLD))
 
 
 def test_ready_when_stable_old_and_reported() -> None:
-    listing = {"ENTRANTS": IN, "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": IN, "SORTANTS": OUT}
     r = assess_readiness(
         listing, listing, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 1, "SORTANTS": 1}
     )
@@ -41,7 +41,7 @@ def test_ready_when_stable_old_and_reported() -> None:
 
 
 def test_not_ready_without_report() -> None:
-    listing = {"ENTRANTS": IN, "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": IN, "SORTANTS": OUT}
     r = assess_readiness(
         listing,
         listing,
@@ -71,7 +71,7 @@ def test_growing_file_is_not_ready() -> None:
 
 def test_young_file_is_not_ready() -> None:
     young = files("ENTRANTS", ("20261125_093012_AG1_C1.wav", 100, NOW - 60))
-    listing = {"ENTRANTS": young, "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": young, "SORTANTS": OUT}
     r = assess_readiness(
         listing, listing, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 1, "SORTANTS": 1}
     )
@@ -80,7 +80,7 @@ def test_young_file_is_not_ready() -> None:
 
 def test_direction_without_calls_needs_nothing() -> None:
     # A Sunday without outbound calls: the report says 0 and the folder was never created.
-    first = {"ENTRANTS": IN, "SORTANTS": None}
+    first: Listing = {"ENTRANTS": IN, "SORTANTS": None}
     r = assess_readiness(
         first, first, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 1, "SORTANTS": 0}
     )
@@ -89,7 +89,7 @@ def test_direction_without_calls_needs_nothing() -> None:
 
 
 def test_expected_direction_missing_keeps_waiting() -> None:
-    first = {"ENTRANTS": IN, "SORTANTS": []}
+    first: Listing = {"ENTRANTS": IN, "SORTANTS": []}
     r = assess_readiness(
         first, first, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 1, "SORTANTS": 4}
     )
@@ -115,7 +115,7 @@ def _gap(tolerance: object) -> Callable[[int], int]:
 
 def test_item6_a_first_settled_batch_is_not_ready() -> None:
     # The provider uploads in batches: 4 of the 10 calls its report counts are there, settled.
-    listing = {"ENTRANTS": batch(4), "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": batch(4), "SORTANTS": OUT}
     r = assess_readiness(
         listing, listing, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 10, "SORTANTS": 1}
     )
@@ -127,14 +127,14 @@ def test_item6_a_first_settled_batch_is_not_ready() -> None:
 
 
 def test_item6_ready_once_the_count_reaches_the_report() -> None:
-    listing = {"ENTRANTS": batch(10), "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": batch(10), "SORTANTS": OUT}
     r = assess_readiness(
         listing, listing, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 10, "SORTANTS": 1}
     )
     assert r.ready
     assert "ENTRANTS: 10 files ready" in r.describe()
     # More files than the report counts is not a reason to wait: reconciliation names it.
-    more = {"ENTRANTS": batch(11), "SORTANTS": OUT}
+    more: Listing = {"ENTRANTS": batch(11), "SORTANTS": OUT}
     assert assess_readiness(
         more, more, cfg=CFG, day=DAY, now=NOW, expected={"ENTRANTS": 10, "SORTANTS": 1}
     ).ready
@@ -147,7 +147,7 @@ def test_item6_ready_once_the_count_reaches_the_report() -> None:
 def test_item6_tolerance_is_read_as_reconciliation_reads_it(
     tolerance: object, present: int, ready: bool
 ) -> None:
-    listing = {"ENTRANTS": batch(present), "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": batch(present), "SORTANTS": OUT}
     r = assess_readiness(
         listing,
         listing,
@@ -163,7 +163,7 @@ def test_item6_tolerance_is_read_as_reconciliation_reads_it(
 
 
 def test_item6_tolerance_never_makes_an_expected_direction_ready_with_nothing() -> None:
-    listing = {"ENTRANTS": [], "SORTANTS": OUT}
+    listing: Listing = {"ENTRANTS": [], "SORTANTS": OUT}
     r = assess_readiness(
         listing,
         listing,
@@ -177,7 +177,7 @@ def test_item6_tolerance_never_makes_an_expected_direction_ready_with_nothing() 
 
 
 def test_item6_a_moving_file_still_holds_the_batch() -> None:
-    first = {"ENTRANTS": batch(10), "SORTANTS": OUT}
+    first: Listing = {"ENTRANTS": batch(10), "SORTANTS": OUT}
     grown = batch(10)
     grown[3] = replace(grown[3], size=999)
     r = assess_readiness(
@@ -194,7 +194,7 @@ def test_item6_a_moving_file_still_holds_the_batch() -> None:
 
 def test_item6_held_files_count_toward_the_report() -> None:
     # A re-run after the provider archived 6 of the day's 10 inbound files: we hold them.
-    listing = {"ENTRANTS": batch(4), "SORTANTS": None}
+    listing: Listing = {"ENTRANTS": batch(4), "SORTANTS": None}
     r = assess_readiness(
         listing,
         listing,
@@ -238,7 +238,7 @@ def test_item6_held_files_are_landed_whole_and_no_longer_listed(tmp_path: Path) 
     previous = landed_index(read_manifest(layout.manifest))
 
     # The server still lists file 0; 1-5 are gone from it.
-    listing = {"ENTRANTS": day[:1], "SORTANTS": []}
+    listing: Listing = {"ENTRANTS": day[:1], "SORTANTS": []}
     assert held_files(previous, listing, layout) == {"ENTRANTS": 3}
     # A folder gone from the server: everything we hold whole counts.
     assert held_files(previous, {"ENTRANTS": None, "SORTANTS": None}, layout) == {"ENTRANTS": 4}

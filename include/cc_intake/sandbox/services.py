@@ -12,13 +12,13 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from include.cc_intake.sandbox.crm_server import ApiKeyAuth, BearerAuth, CrmRoute, CrmServer
+from include.cc_intake.sandbox.crm_server import ApiKeyAuth, BearerAuth, CrmRoute, CrmServer, Style
 
 if TYPE_CHECKING:
     from include.cc_intake.sandbox.env import Sandbox
 
 # Per provider: route style, auth kind, interactions per day.
-STYLES = {
+STYLES: dict[str, tuple[Style, str, int]] = {
     "acme_abidjan": ("cursor", "bearer", 240),
     "baobab_douala": ("page_link", "api_key", 130),
 }
@@ -40,6 +40,7 @@ class CrmService:
 
     def start(self, sandbox: Sandbox) -> None:
         routes = []
+        extras: dict[str, dict[str, str]] = {}
         for index, (pid, cfg) in enumerate(sorted(sandbox.providers.items())):
             if cfg.digital is None:
                 continue
@@ -55,13 +56,13 @@ class CrmService:
                 CrmRoute(
                     path=cfg.digital.endpoint,
                     style=style,
-                    tz=cfg.timezone,  # type: ignore[arg-type]
+                    tz=cfg.timezone,
                     count=count,
                     seed=index + 1,
                     auth=auth,
                 )
             )
-            self._connections[cfg.digital.http_conn_id] = extra  # type: ignore[assignment]
+            extras[cfg.digital.http_conn_id] = extra
         self.server = CrmServer(routes, port=self.port)
         port = self.server.start()
         self._connections = {
@@ -74,7 +75,7 @@ class CrmService:
                     "extra": extra,
                 }
             )
-            for conn_id, extra in self._connections.items()
+            for conn_id, extra in extras.items()
         }
 
     def stop(self) -> None:
