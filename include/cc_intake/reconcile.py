@@ -375,6 +375,45 @@ def reconcile(
     )
 
 
+def recording_gaps(reconciliation: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The files behind a failed reconciliation, per kind of gap, from its proof section.
+
+    ``reconciliation`` is :meth:`Reconciliation.to_dict` as kept in the proof (the operator
+    has only that).
+
+    Keys are those the reconciliation e-mail lists (``missing``, ``extra``, ``duplicate``,
+    ``empty``, ``other_date``, ``unrecognised``, ``rejected``); only accepted rows count as
+    empty or of another day, as in the verdict.
+    """
+    directions = (reconciliation.get("directions") or {}).items()
+
+    def names(key: str, *, accepted_only: bool = False) -> list[str]:
+        entries = reconciliation.get(key) or []
+        return [
+            str(e.get("file_name"))
+            for e in entries
+            if not accepted_only or is_received(str(e.get("status")))
+        ]
+
+    return {
+        "missing": [
+            f"{name} : {call}" for name, d in directions for call in d.get("missing") or []
+        ],
+        "extra": [str(e.get("file_name")) for _, d in directions for e in d.get("extra") or []],
+        "duplicate": [
+            f"{dup.get('call_id')} : " + ", ".join(str(e.get("file_name")) for e in dup["files"])
+            for dup in reconciliation.get("duplicates") or []
+        ],
+        "empty": names("empty", accepted_only=True),
+        "other_date": names("other_date", accepted_only=True),
+        "unrecognised": names("bad_names"),
+        "rejected": [
+            f"{e.get('file_name')} ({e.get('reason')})"
+            for e in reconciliation.get("rejected") or []
+        ],
+    }
+
+
 def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[dict[str, str]]:
     """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file."""
     try:
