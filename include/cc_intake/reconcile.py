@@ -22,7 +22,7 @@ from typing import Any
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.errors import ManifestError
-from include.cc_intake.manifest import RECEIVED, is_received
+from include.cc_intake.manifest import RECEIVED, is_received, read_records
 from include.cc_intake.redact import mask_phone
 from include.cc_intake.report import DailyReport
 
@@ -415,12 +415,14 @@ def recording_gaps(reconciliation: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[dict[str, str]]:
-    """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file."""
+    """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file.
+
+    Read by :func:`include.cc_intake.manifest.read_records`, as every manifest is; unlike
+    :func:`~include.cc_intake.manifest.read_manifest` (for which a missing file is an empty
+    day), a missing, unreadable or incomplete manifest is a :class:`ManifestError` here.
+    """
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
+        header, rows = read_records(path)
     except FileNotFoundError:
         raise ManifestError(
             f"{cfg.id} {day.isoformat()}: manifest {path} not found "
