@@ -9,7 +9,7 @@ overview page counts the files meanwhile.
 Each file is the complete RFC 5322 message that would have been sent (From, To, Subject, Date,
 Message-ID, ``multipart/alternative`` text + HTML, CRLF line ends: ``mail.mime_message``): an
 operator can read it in any mail client or send it by hand. Pure module: naming, rendering,
-parsing and listing; the sending lives in ``airflow/notify.py``.
+parsing and listing; the sending lives in ``airflow/delivery.py``.
 """
 
 from __future__ import annotations

@@ -70,15 +70,17 @@ def _run_suite(
     return json.loads(json.dumps(result.to_json_dict(), default=str))
 
 
-def _gx_failures(result: Mapping[str, Any]) -> list[str]:
-    out = []
-    for item in result.get("results", []):
-        if item.get("success"):
-            continue
-        config = item.get("expectation_config", {})
-        label = config.get("description") or config.get("type", "expectation")
-        out.append(str(label))
-    return out
+def failed_checks(result: Mapping[str, Any]) -> list[str]:
+    """The descriptions of the Great Expectations checks a validation result failed.
+
+    Each check's ``description``, else its type; the failure e-mail lists them.
+    """
+    failed = []
+    for item in result.get("results") or []:
+        if not item.get("success"):
+            config = item.get("expectation_config") or {}
+            failed.append(str(config.get("description") or config.get("type") or "expectation"))
+    return failed
 
 
 def _with_verdict(
@@ -212,7 +214,7 @@ def validate_recordings(
     if not failure and not gx_success:  # pragma: no cover - the checks mirror each other
         failure = mask_phone(
             f"{cfg.id} {day.isoformat()}: recordings validation failed: "
-            + "; ".join(_gx_failures(result))
+            + "; ".join(failed_checks(result))
         )
     return _with_verdict(
         result,
@@ -314,7 +316,7 @@ def validate_digital(
     clauses = checks.clauses(cfg)
     failure = None
     if clauses or not gx_success:
-        detail = clauses or _gx_failures(result)
+        detail = clauses or failed_checks(result)
         failure = mask_phone(f"{cfg.id} {day.isoformat()}: digital export: " + "; ".join(detail))
     warnings = conflict_warnings(checks, id_col)
     return _with_verdict(

@@ -104,34 +104,47 @@ def columns(group_names: Iterable[str], extra_names: Iterable[str] = ()) -> list
     return [*LEADING_COLUMNS, *groups, *extras]
 
 
+def read_records(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The manifest CSV as written: its header and its rows as dicts of text.
+
+    The one place a manifest file is parsed: :func:`read_manifest` builds rows from it, the
+    reconciliation (:func:`include.cc_intake.reconcile.read_manifest_rows`) takes the dicts as
+    they are. Raises what opening and parsing raise (``FileNotFoundError``, ``OSError``,
+    ``UnicodeDecodeError``, ``csv.Error``); callers say what it means for them.
+    """
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
 def read_manifest(path: Path, group_names: Iterable[str] = ()) -> list[ManifestRow]:
     """Read a manifest written by :func:`write_manifest`; a missing file is an empty day."""
-    if not path.exists():
+    try:
+        _, records = read_records(path)
+    except (FileNotFoundError, NotADirectoryError):
         return []
     groups = set(group_names)
-    rows = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for record in csv.DictReader(handle):
-            rows.append(
-                ManifestRow(
-                    direction=record["direction"],
-                    file_name=record["file_name"],
-                    remote_path=record["remote_path"],
-                    size_bytes=int(record["size_bytes"] or 0),
-                    remote_mtime=record["remote_mtime"],
-                    sha256=record["sha256"],
-                    copied_at=record["copied_at"],
-                    status=record["status"],  # type: ignore[arg-type]
-                    reason=record.get("reason", ""),
-                    groups={k: v for k, v in record.items() if k in groups and v},
-                    extra={
-                        k: v
-                        for k, v in record.items()
-                        if k not in LEADING_COLUMNS and k not in groups and v is not None
-                    },
-                )
-            )
-    return rows
+    return [
+        ManifestRow(
+            direction=record["direction"],
+            file_name=record["file_name"],
+            remote_path=record["remote_path"],
+            size_bytes=int(record["size_bytes"] or 0),
+            remote_mtime=record["remote_mtime"],
+            sha256=record["sha256"],
+            copied_at=record["copied_at"],
+            status=record["status"],  # type: ignore[arg-type]
+            reason=record.get("reason", ""),
+            groups={k: v for k, v in record.items() if k in groups and v},
+            extra={
+                k: v
+                for k, v in record.items()
+                if k not in LEADING_COLUMNS and k not in groups and v is not None
+            },
+        )
+        for record in records
+    ]
 
 
 def write_manifest(

@@ -22,7 +22,7 @@ from typing import Any
 
 from include.cc_intake.config import DIRECTIONS, ProviderConfig
 from include.cc_intake.errors import ManifestError
-from include.cc_intake.manifest import RECEIVED, is_received
+from include.cc_intake.manifest import RECEIVED, is_received, read_records
 from include.cc_intake.redact import mask_phone
 from include.cc_intake.report import DailyReport
 
@@ -375,13 +375,54 @@ def reconcile(
     )
 
 
+def recording_gaps(reconciliation: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The files behind a failed reconciliation, per kind of gap, from its proof section.
+
+    ``reconciliation`` is :meth:`Reconciliation.to_dict` as kept in the proof (the operator
+    has only that).
+
+    Keys are those the reconciliation e-mail lists (``missing``, ``extra``, ``duplicate``,
+    ``empty``, ``other_date``, ``unrecognised``, ``rejected``); only accepted rows count as
+    empty or of another day, as in the verdict.
+    """
+    directions = (reconciliation.get("directions") or {}).items()
+
+    def names(key: str, *, accepted_only: bool = False) -> list[str]:
+        entries = reconciliation.get(key) or []
+        return [
+            str(e.get("file_name"))
+            for e in entries
+            if not accepted_only or is_received(str(e.get("status")))
+        ]
+
+    return {
+        "missing": [
+            f"{name} : {call}" for name, d in directions for call in d.get("missing") or []
+        ],
+        "extra": [str(e.get("file_name")) for _, d in directions for e in d.get("extra") or []],
+        "duplicate": [
+            f"{dup.get('call_id')} : " + ", ".join(str(e.get("file_name")) for e in dup["files"])
+            for dup in reconciliation.get("duplicates") or []
+        ],
+        "empty": names("empty", accepted_only=True),
+        "other_date": names("other_date", accepted_only=True),
+        "unrecognised": names("bad_names"),
+        "rejected": [
+            f"{e.get('file_name')} ({e.get('reason')})"
+            for e in reconciliation.get("rejected") or []
+        ],
+    }
+
+
 def read_manifest_rows(path: Path, cfg: ProviderConfig, day: dt.date) -> list[dict[str, str]]:
-    """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file."""
+    """The manifest's rows as dicts (what :func:`reconcile` takes); errors name the file.
+
+    Read by :func:`include.cc_intake.manifest.read_records`, as every manifest is; unlike
+    :func:`~include.cc_intake.manifest.read_manifest` (for which a missing file is an empty
+    day), a missing, unreadable or incomplete manifest is a :class:`ManifestError` here.
+    """
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
+        header, rows = read_records(path)
     except FileNotFoundError:
         raise ManifestError(
             f"{cfg.id} {day.isoformat()}: manifest {path} not found "

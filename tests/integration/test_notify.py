@@ -27,7 +27,7 @@ from aiosmtpd.controller import Controller
 from airflow.utils.state import DagRunState
 
 from include.cc_intake import errors
-from include.cc_intake.airflow import notify
+from include.cc_intake.airflow import deadline, delivery, notify
 from include.cc_intake.config import parse_provider
 from include.cc_intake.days import processed_day
 
@@ -318,7 +318,7 @@ def _tries(caplog) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == notify.__name__ and "alert e-mail not sent (try" in r.getMessage()
+        if r.name == delivery.__name__ and "alert e-mail not sent (try" in r.getMessage()
     ]
 
 
@@ -326,7 +326,7 @@ def test_failure_notifier_raises_when_it_can_neither_send_nor_keep_the_email(
     cfg, monkeypatch, tmp_path
 ):
     _smtp_env(monkeypatch, _free_port())
-    monkeypatch.setattr(notify, "SEND_BACKOFF_S", 0.01)
+    monkeypatch.setattr(delivery, "SEND_BACKOFF_S", 0.01)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(blocker))  # the outbox cannot be created
@@ -341,7 +341,7 @@ def test_item14_alert_kept_when_smtp_is_down_then_sent_by_the_next_notifier(
 ):
     from include.cc_intake import alerts_outbox, overview
 
-    caplog.set_level("INFO", logger=notify.__name__)
+    caplog.set_level("INFO", logger=delivery.__name__)
     port = _free_port()
     _smtp_env(monkeypatch, port)  # nothing listens there: the SMTP server is down
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
@@ -482,9 +482,9 @@ def test_item14_deadline_alert_kept_when_smtp_is_down_then_sent(cfg, monkeypatch
     _smtp_env(monkeypatch, port)
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
     monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
-    kwargs = notify.deadline_callback_kwargs(cfg)
+    kwargs = deadline.deadline_callback_kwargs(cfg)
 
-    outcome = asyncio.run(notify.deadline_missed_callback(**kwargs, context=_deadline_context()))
+    outcome = asyncio.run(deadline.deadline_missed_callback(**kwargs, context=_deadline_context()))
 
     (kept,) = alerts_outbox.pending(tmp_path)
     assert outcome == f"undelivered: kept in {kept}"
@@ -498,7 +498,7 @@ def test_item14_deadline_alert_kept_when_smtp_is_down_then_sent(cfg, monkeypatch
     controller.start()
     try:
         outcome = asyncio.run(
-            notify.deadline_missed_callback(**kwargs, context=_deadline_context())
+            deadline.deadline_missed_callback(**kwargs, context=_deadline_context())
         )
     finally:
         controller.stop()
@@ -510,11 +510,11 @@ def test_item14_deadline_alert_kept_when_smtp_is_down_then_sent(cfg, monkeypatch
 
 
 def test_deadline_callback_sends_for_a_late_scheduled_run(sink, cfg):
-    alert = notify.build_deadline_alert(cfg)
+    alert = deadline.build_deadline_alert(cfg)
     assert alert is not None
 
     outcome = asyncio.run(
-        notify.deadline_missed_callback(**alert.callback.kwargs, context=_deadline_context())
+        deadline.deadline_missed_callback(**alert.callback.kwargs, context=_deadline_context())
     )
 
     (message,) = sink.messages()
@@ -541,10 +541,10 @@ def test_deadline_callback_sends_for_a_late_scheduled_run(sink, cfg):
 def test_deadline_callback_skips_reruns_backfills_and_finished_runs(
     sink, cfg, run_type, state, outcome
 ):
-    kwargs = notify.deadline_callback_kwargs(cfg)
+    kwargs = deadline.deadline_callback_kwargs(cfg)
     context = _deadline_context(run_type=run_type, state=state)
 
-    assert asyncio.run(notify.deadline_missed_callback(**kwargs, context=context)) == outcome
+    assert asyncio.run(deadline.deadline_missed_callback(**kwargs, context=context)) == outcome
     assert sink.messages() == []
 
 
@@ -554,7 +554,7 @@ def test_deadline_callback_runs_through_airflows_callback_trigger(sink, cfg):
     from airflow.models.trigger import Trigger
     from airflow.triggers.callback import CallbackTrigger
 
-    alert = notify.build_deadline_alert(cfg)
+    alert = deadline.build_deadline_alert(cfg)
     assert alert is not None
     stored = {**alert.callback.kwargs, "context": _deadline_context()}
     kwargs = Trigger._decrypt_kwargs(Trigger.encrypt_kwargs(stored))
@@ -573,7 +573,7 @@ def test_deadline_callback_runs_through_airflows_callback_trigger(sink, cfg):
 def test_build_deadline_alert_is_off_on_request(cfg, monkeypatch):
     monkeypatch.setenv("CC_INTAKE_DEADLINES", "off")
 
-    assert notify.build_deadline_alert(cfg) is None
+    assert deadline.build_deadline_alert(cfg) is None
 
 
 def test_build_deadline_alert_points_at_the_delivery_deadline(cfg, monkeypatch):
@@ -581,13 +581,13 @@ def test_build_deadline_alert_points_at_the_delivery_deadline(cfg, monkeypatch):
     from airflow.sdk.definitions.deadline import DeadlineReference
 
     monkeypatch.delenv("CC_INTAKE_DEADLINES", raising=False)
-    alert = notify.build_deadline_alert(cfg)
+    alert = deadline.build_deadline_alert(cfg)
 
     assert alert is not None
     assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert alert.interval == dt.timedelta(hours=4, minutes=30)  # 02:30 → 07:00
     assert isinstance(alert.callback, AsyncCallback)
-    assert alert.callback.path == "include.cc_intake.airflow.notify.deadline_missed_callback"
+    assert alert.callback.path == "include.cc_intake.airflow.deadline.deadline_missed_callback"
     assert json.loads(json.dumps(alert.callback.kwargs)) == {
         "provider_id": "acme_abidjan",
         "provider_name": "ACME Abidjan",
@@ -732,7 +732,7 @@ def test_item14_every_alert_goes_out_as_text_and_html_on_every_path(cfg, monkeyp
     _smtp_env(monkeypatch, port)  # down at first: the first alert is kept in the outbox
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
     monkeypatch.setenv("CC_INTAKE_DATA_ROOT", str(tmp_path))
-    monkeypatch.setattr(notify, "SEND_BACKOFF_S", 0.01)
+    monkeypatch.setattr(delivery, "SEND_BACKOFF_S", 0.01)
     (notifier,) = cast(list[Any], factory.default_args(cfg)["on_failure_callback"])
     error = errors.TransferError("copy of /exports/inbound/20261125/20261125_1_AG1_0712345678.wav")
     notifier(_task_context(task_id="copy_recordings", exception=error))
@@ -745,8 +745,8 @@ def test_item14_every_alert_goes_out_as_text_and_html_on_every_path(cfg, monkeyp
     try:
         notifier(_task_context(task_id="fetch_report", exception=errors.ReportError("absent")))
         asyncio.run(
-            notify.deadline_missed_callback(
-                **notify.deadline_callback_kwargs(cfg), context=_deadline_context()
+            deadline.deadline_missed_callback(
+                **deadline.deadline_callback_kwargs(cfg), context=_deadline_context()
             )
         )
     finally:

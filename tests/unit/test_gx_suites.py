@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from include.cc_intake.errors import ManifestError, ValidationError
-from include.cc_intake.gx_suites import validate_digital, validate_recordings
+from include.cc_intake.gx_suites import failed_checks, validate_digital, validate_recordings
 from include.cc_intake.reconcile import read_manifest_rows
 from include.cc_intake.status import verdict
 from tests.unit.quality_data import (
@@ -243,6 +243,24 @@ def test_digital_duplicate_id(tmp_path: Path) -> None:
     assert set(_failed(result)) == {"expect_column_values_to_be_unique"}
     assert result["checks"]["duplicate_ids"] == [{"id": "I2", "lines": [3, 8]}]
     assert result["failure"] == "acme_abidjan 2026-11-20: digital export: 1 duplicate id: I2"
+
+
+def test_failed_checks_name_the_checks_a_result_failed(tmp_path: Path) -> None:
+    records = _records()
+    records[7]["id"] = "I2"
+    assert failed_checks(_digital(tmp_path, records)) == ["Aucun identifiant en double (id)"]
+    assert failed_checks(_digital(tmp_path, _records())) == []
+    # Without a description, the check's type; without either, a word rather than nothing.
+    result = {
+        "results": [
+            {"success": False, "expectation_config": {"type": "expect_column_to_exist"}},
+            {"success": False, "expectation_config": {"description": "", "type": None}},
+            {"success": False},
+            {"success": True, "expectation_config": {"description": "passée"}},
+        ]
+    }
+    assert failed_checks(result) == ["expect_column_to_exist", "expectation", "expectation"]
+    assert failed_checks({"results": None}) == failed_checks({}) == []
 
 
 def test_digital_null_id(tmp_path: Path) -> None:

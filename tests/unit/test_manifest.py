@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from include.cc_intake.manifest import (
     LEADING_COLUMNS,
     RECEIVED,
@@ -16,6 +18,7 @@ from include.cc_intake.manifest import (
     iso_utc,
     landed_index,
     read_manifest,
+    read_records,
     still_held,
     write_manifest,
 )
@@ -62,6 +65,27 @@ def test_round_trip_with_columns_in_contract_order(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o750
     assert not list(path.parent.glob(".*.part"))
+
+
+def test_one_reader_for_the_rows_and_the_raw_records(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    rows = [row("a.wav"), row("z.txt", "rejected")]
+    write_manifest(path, rows, group_names=["call_id", "date"], token="t", root=tmp_path)
+    header, records = read_records(path)
+    assert header == [*LEADING_COLUMNS, "call_id", "date"]
+    assert [(r["file_name"], r["status"], r["size_bytes"], r["call_id"]) for r in records] == [
+        ("a.wav", "copied", "10", "a.w"),
+        ("z.txt", "rejected", "10", "z.t"),
+    ]
+    assert [r.file_name for r in read_manifest(path, ["call_id"])] == ["a.wav", "z.txt"]
+
+
+def test_a_missing_manifest_is_an_empty_day_but_the_raw_reader_says_so(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    assert read_manifest(tmp_path / "absent.csv") == []
+    assert read_manifest(tmp_path / "a-file" / "m.csv") == []  # a file where a folder should be
+    with pytest.raises(FileNotFoundError):  # the reconciliation names it (ManifestError)
+        read_records(tmp_path / "absent.csv")
 
 
 def test_rewrite_never_duplicates(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.cc_intake.reconcile import reconcile
+from include.cc_intake.reconcile import reconcile, recording_gaps
 from tests.unit.quality_data import (
     DAY,
     _cfg,
@@ -201,3 +201,43 @@ def test_non_audio_recordings_are_a_warning_not_a_failure() -> None:
     assert rec.ok
     assert any("1 recording(s) truncated or not audio" in w for w in rec.warnings)
     assert any(rows[0]["file_name"] in w for w in rec.warnings)
+
+
+# --- the gaps the reconciliation e-mail lists -------------------------------------------------
+
+
+def test_recording_gaps_lists_each_kind_from_the_proof_section() -> None:
+    rows = [r for r in _day_rows() if r["call_id"] != "E2"]  # E2 missing
+    rows[1] = _row("ENTRANTS", "E3", size=0)  # accepted but empty
+    rows += [
+        _row("SORTANTS", "S3"),  # extra
+        _row("SORTANTS", "S1", hhmmss="101600"),  # S1 twice
+        _row("SORTANTS", "S9", day="20261119"),  # accepted, of another day (and extra)
+        _row("ENTRANTS", "E8", name="20261120_E8.wav"),  # accepted, name off the pattern
+        _row("ENTRANTS", "E7", size=0, status="rejected", reason="empty"),
+        _row("SORTANTS", "", name="notes.txt", status="rejected", reason="pattern_mismatch"),
+    ]
+    proof = reconcile(rows, _detail(), _cfg(), DAY).to_dict()  # the shape kept in the proof
+
+    assert recording_gaps(proof) == {
+        "missing": ["ENTRANTS : E2"],
+        "extra": [
+            "20261120_E8.wav",
+            "20261120_101500_ag01_S3.wav",
+            "20261119_101500_ag01_S9.wav",
+        ],
+        "duplicate": ["S1 : 20261120_101500_ag01_S1.wav, 20261120_101600_ag01_S1.wav"],
+        # A rejected empty file is in the proof's "empty" too, but the copier already named it:
+        # only accepted rows count, as in the verdict.
+        "empty": ["20261120_101500_ag01_E3.wav"],
+        "other_date": ["20261119_101500_ag01_S9.wav"],
+        "unrecognised": ["20261120_E8.wav"],
+        "rejected": ["20261120_101500_ag01_E7.wav (empty)", "notes.txt (pattern_mismatch)"],
+    }
+
+
+def test_recording_gaps_of_a_clean_day_or_an_empty_section_are_empty() -> None:
+    clean = reconcile(_day_rows(), _detail(), _cfg(), DAY).to_dict()
+    assert set(recording_gaps(clean)) == set(recording_gaps({}))
+    assert all(v == [] for v in recording_gaps(clean).values())
+    assert all(v == [] for v in recording_gaps({}).values())

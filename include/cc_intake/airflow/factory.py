@@ -74,7 +74,7 @@ def default_args(cfg: ProviderConfig) -> dict[str, object]:
 
 def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
     """The provider's daily DAG: one run per processed day."""
-    from include.cc_intake.airflow.notify import build_deadline_alert
+    from include.cc_intake.airflow.deadline import build_deadline_alert
 
     tags = [C.TAG_INTAKE, f"provider:{cfg.id}"]
     if sandbox:

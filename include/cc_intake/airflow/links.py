@@ -7,6 +7,7 @@ import them from here.
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import quote
 
 DEFAULT_BASE_URL = "http://localhost:8080"  # Airflow's own fallback when [api] base_url is unset
 URL_PREFIX = "/cc-intake"
@@ -30,3 +31,14 @@ def proof_url(provider: str, day: dt.date | str, name: str, *, base: str | None 
     day_text = day.isoformat() if isinstance(day, dt.date) else day
     root = (base or base_url()).rstrip("/")
     return f"{root}{URL_PREFIX}/{PROOF_ROUTE}/{provider}/{day_text}/{name}"
+
+
+def run_link(dag_id: str, run_id: str, *, base: str | None = None) -> str:
+    """The Airflow 3 UI page of one run: ``<base_url>/dags/<dag_id>/runs/<run_id>``."""
+    root = (base or base_url()).rstrip("/")
+    return f"{root}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def task_link(dag_id: str, run_id: str, task_id: str, *, base: str | None = None) -> str:
+    """The UI page of one task of a run (its logs), as Airflow's own ``ti.log_url`` builds it."""
+    return f"{run_link(dag_id, run_id, base=base)}/tasks/{quote(task_id, safe='')}"

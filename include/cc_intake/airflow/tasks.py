@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,8 +45,8 @@ from include.cc_intake.layout import (
     remove_stale_tmp,
     run_token,
 )
-from include.cc_intake.manifest import is_received
 from include.cc_intake.naming import render_folder
+from include.cc_intake.reconcile import recording_gaps
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -126,52 +126,6 @@ class ProofLink(BaseOperatorLink):
 
         value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
         return str(value or "")
-
-
-def recording_gaps(reconciliation: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The files behind a failed reconciliation, per kind of gap, from its proof section.
-
-    Keys are those the reconciliation e-mail lists (``missing``, ``extra``, ``duplicate``,
-    ``empty``, ``other_date``, ``unrecognised``, ``rejected``); only accepted rows count as
-    empty or of another day, as in the verdict.
-    """
-    directions = (reconciliation.get("directions") or {}).items()
-
-    def names(key: str, *, accepted_only: bool = False) -> list[str]:
-        entries = reconciliation.get(key) or []
-        return [
-            str(e.get("file_name"))
-            for e in entries
-            if not accepted_only or is_received(str(e.get("status")))
-        ]
-
-    return {
-        "missing": [
-            f"{name} : {call}" for name, d in directions for call in d.get("missing") or []
-        ],
-        "extra": [str(e.get("file_name")) for _, d in directions for e in d.get("extra") or []],
-        "duplicate": [
-            f"{dup.get('call_id')} : " + ", ".join(str(e.get("file_name")) for e in dup["files"])
-            for dup in reconciliation.get("duplicates") or []
-        ],
-        "empty": names("empty", accepted_only=True),
-        "other_date": names("other_date", accepted_only=True),
-        "unrecognised": names("bad_names"),
-        "rejected": [
-            f"{e.get('file_name')} ({e.get('reason')})"
-            for e in reconciliation.get("rejected") or []
-        ],
-    }
-
-
-def failed_checks(result: Mapping[str, Any]) -> list[str]:
-    """The descriptions of the Great Expectations checks a validation result failed."""
-    failed = []
-    for item in result.get("results") or []:
-        if not item.get("success"):
-            config = item.get("expectation_config") or {}
-            failed.append(str(config.get("description") or config.get("type") or "expectation"))
-    return failed
 
 
 class ProviderDayMixin:
@@ -523,7 +477,7 @@ class ValidateDigitalOperator(ProviderOperator):
     operator_extra_links = (ProofLink(),)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.cc_intake.gx_suites import validate_digital
+        from include.cc_intake.gx_suites import failed_checks, validate_digital
 
         day = self.day(context)
         layout = self.layout(context)
