@@ -291,9 +291,11 @@ def reconcile(
         if parse_date(raw_date, date_format) != day:
             other_date.append(replace(entry, detail=raw_date))
         if pattern.match(name) is None:
+            # Named once: such a name has no call_id either.
             bad_names.append(replace(entry, detail="does not match filename_pattern"))
-        if not entry.call_id:
+        elif not entry.call_id:
             bad_names.append(replace(entry, detail="no call_id"))
+        if not entry.call_id:
             continue
         ours[direction][entry.call_id].append(entry)
         by_call_id[entry.call_id].append(entry)

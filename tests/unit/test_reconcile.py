@@ -241,3 +241,13 @@ def test_recording_gaps_of_a_clean_day_or_an_empty_section_are_empty() -> None:
     assert set(recording_gaps(clean)) == set(recording_gaps({}))
     assert all(v == [] for v in recording_gaps(clean).values())
     assert all(v == [] for v in recording_gaps({}).values())
+
+
+def test_a_received_name_outside_the_pattern_is_named_once() -> None:
+    # A held file with no call_id and a name the pattern refuses (e.g. after a pattern change).
+    rows = [*_day_rows(), _row("ENTRANTS", "", name="odd.wav")]
+    rec = reconcile(rows, _summary(entrants=4), _cfg(), DAY)
+    assert [(e.file_name, e.detail) for e in rec.bad_names] == [
+        ("odd.wav", "does not match filename_pattern")
+    ]
+    assert "odd.wav, odd.wav" not in rec.failure_message()
