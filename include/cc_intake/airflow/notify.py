@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
 from include.cc_intake import errors, messages
+
+# Deadlines of runs created before the alert modules were split store the callback under this
+# path, and the triggerer imports it by that path when the deadline passes: keep it resolvable.
+from include.cc_intake.airflow.deadline import deadline_missed_callback  # noqa: F401
 from include.cc_intake.airflow.delivery import DEFAULT_SMTP_CONN_ID, adeliver, deliver, error_text
 from include.cc_intake.airflow.links import base_url, proof_url, run_link, task_link
 from include.cc_intake.airflow.runs import day_of_run
