@@ -181,3 +181,24 @@ def test_a_missing_manifest_has_its_own_mail_without_a_proof_page(
     assert f"{C.TASK_VALIDATE} (tentative 1)" in text
     assert "Aucune nouvelle tentative automatique" in text  # failed at once: no retry helps
     assert not (layout.quality_dir / "recordings.html").exists()
+
+
+def test_a_malformed_report_mails_once_naming_the_file_and_what_was_expected(
+    sandbox_days: SandboxDays,
+) -> None:
+    pid = "acme_abidjan"
+    seed = sandbox_days.sandbox.seeds[pid]
+    assert seed.report_path is not None
+    report = sandbox_days.server_root(pid) / seed.report_path.lstrip("/")
+    # The provider's script published a report without its columns.
+    report.write_text("bonjour;tout;va;bien\n1;2;3;4\n", encoding="utf-8")
+    _one_try_per_task(sandbox_days)
+
+    proc = sandbox_days.run_day(pid)
+
+    assert proc.returncode != 0, (proc.stdout + proc.stderr)[-4000:]
+    text = _only_mail(sandbox_days, pid, "report")  # one e-mail: the copy skips after the wait
+    assert f"{C.TASK_WAIT} (tentative 1)" in text, text
+    assert report.name in text, text
+    assert "est absent ou illisible" in text
+    assert not sandbox_days.layout(pid).manifest.exists()  # nothing copied on a broken wait
