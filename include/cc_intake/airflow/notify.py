@@ -227,14 +227,17 @@ class IntakeFailureNotifier(SmtpNotifier):
         operations list ``CC_INTAKE_OPS_EMAILS``, read now (run time), never at parse time."""
         return list(self.to) or ops_emails()
 
+    def _log_no_recipients(self) -> None:
+        log.error(
+            "no alert_emails for %s and no operations list (CC_INTAKE_OPS_EMAILS): "
+            "failure e-mail not sent",
+            self.provider_id,
+        )
+
     def notify(self, context: Any) -> None:
         recipients = self.recipients()
         if not recipients:
-            log.error(
-                "no alert_emails for %s and no operations list (CC_INTAKE_OPS_EMAILS): "
-                "failure e-mail not sent",
-                self.provider_id,
-            )
+            self._log_no_recipients()
             return
         email = self.build_email(context)
         dag_id, day = _dag_and_day(context, provider_id=self.provider_id, timezone=self.timezone)
@@ -252,7 +255,7 @@ class IntakeFailureNotifier(SmtpNotifier):
     async def async_notify(self, context: Any) -> None:
         recipients = await asyncio.to_thread(self.recipients)
         if not recipients:
-            log.error("no alert_emails for %s: failure e-mail not sent", self.provider_id)
+            self._log_no_recipients()
             return
         email = self.build_email(context)
         dag_id, day = _dag_and_day(context, provider_id=self.provider_id, timezone=self.timezone)
