@@ -38,6 +38,8 @@ _UNIT = {"": 1, "K": 1_000, "M": 1_000_000, "G": 1_000_000_000}
 _HHMM_RE = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
 _PROVIDER_ID_RE = re.compile(r"^[a-z0-9_]+$")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DAYS_RE = re.compile(r"^(?P<n>\d+)d?$")
+_FOLDER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def parse_duration(value: object) -> dt.timedelta:
@@ -95,10 +97,59 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class RecordingsConfig(_Model):
-    """Where and how the provider drops its call recordings on its SFTP server."""
+def parse_days(value: object) -> int:
+    """Parse a retention like ``90d`` (or a bare number of days) into a number of days ≥ 1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        days = value
+    else:
+        match = _DAYS_RE.match(str(value).strip())
+        if match is None:
+            raise ValueError(f"expected a number of days like 90d, got {value!r}")
+        days = int(match["n"])
+    if days < 1:
+        raise ValueError(f"a retention must be at least 1d, got {value!r}")
+    return days
 
-    sftp_conn_id: str = Field(min_length=1)
+
+def parse_share(value: object) -> int | str:
+    """A sample size: a count (``40``) or a percentage of the population (``"10%"``)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a count (e.g. 40) or a percentage (e.g. '10%')")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a sample size must not be negative")
+        return value
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%", text)
+    if match is None or float(match[1]) > 100:
+        raise ValueError(f"expected a count or a percentage up to 100%, got {value!r}")
+    return text
+
+
+Share = Annotated[int | str, BeforeValidator(parse_share)]
+RetentionDays = Annotated[int, BeforeValidator(parse_days)]
+Protocol = Literal["sftp", "ftps"]
+# Strata a sample may be drawn by besides the pattern's own groups (contract §8.1, #13).
+BUILTIN_STRATA = ("direction", "agent", "hour", "channel")
+
+
+class RecordingsConfig(_Model):
+    """Where and how the provider drops its call recordings on its SFTP or FTPS server.
+
+    The server is reached through one connection (``sftp_conn_id`` / ``ftp_conn_id``) or an
+    ordered list of endpoints, primary first (``sftp_conn_ids`` / ``ftp_conn_ids``); use
+    :attr:`conn_ids` rather than the raw fields.
+    """
+
+    protocol: Protocol = "sftp"
+    sftp_conn_id: str | None = Field(default=None, min_length=1)
+    sftp_conn_ids: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1
+    )
+    ftp_conn_id: str | None = Field(default=None, min_length=1)
+    ftp_conn_ids: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1
+    )
     directions: dict[Direction, str] = Field(min_length=1)
     filename_pattern: str
     date_format: str = "%Y%m%d"
@@ -110,6 +161,55 @@ class RecordingsConfig(_Model):
     max_parallel: int = Field(default=4, ge=1, le=64)
     max_bandwidth: Bandwidth | None = None
     recursive: bool = False
+    # SSH connections opened for one day's copy (several use both cores and two TCP windows on
+    # many-file days); None lets the copy choose.
+    connections: int | None = Field(default=None, ge=1, le=8)
+    # The Celery queue of the copy and report steps (e.g. the host that holds the landing disk).
+    queue: str = Field(default="default", min_length=1)
+    # The completion handshake on the provider's server after a green day (contract §8.1).
+    on_complete: Literal["none", "marker", "move"] = "none"
+    done_folder: str = "traites"
+
+    @model_validator(mode="after")
+    def _connections_for_protocol(self) -> RecordingsConfig:
+        mine, other = ("sftp", "ftp") if self.protocol == "sftp" else ("ftp", "sftp")
+        single, many = getattr(self, f"{mine}_conn_id"), getattr(self, f"{mine}_conn_ids")
+        if getattr(self, f"{other}_conn_id") or getattr(self, f"{other}_conn_ids"):
+            raise ValueError(
+                f"protocol {self.protocol!r} takes {mine}_conn_id or {mine}_conn_ids, "
+                f"not {other}_conn_id(s)"
+            )
+        if bool(single) == bool(many):
+            raise ValueError(
+                f"set exactly one of {mine}_conn_id (one server) or {mine}_conn_ids "
+                "(primary first, then backups)"
+            )
+        ids = [single] if single else list(many or [])
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{mine}_conn_ids lists a connection twice: {ids}")
+        return self
+
+    @field_validator("done_folder")
+    @classmethod
+    def _done_folder(cls, value: str) -> str:
+        if _FOLDER_NAME_RE.match(value) is None or value in {".", ".."}:
+            raise ValueError(
+                f"done_folder {value!r} must be one folder name (letters, digits, . _ -), "
+                "created inside each direction folder"
+            )
+        return value
+
+    @property
+    def conn_ids(self) -> tuple[str, ...]:
+        """The connection ids to try in order: the primary first, then the backups."""
+        if self.protocol == "sftp":
+            return (self.sftp_conn_id,) if self.sftp_conn_id else tuple(self.sftp_conn_ids or ())
+        return (self.ftp_conn_id,) if self.ftp_conn_id else tuple(self.ftp_conn_ids or ())
+
+    @property
+    def conn_id(self) -> str:
+        """The primary connection id."""
+        return self.conn_ids[0]
 
     @field_validator("directions")
     @classmethod
@@ -287,6 +387,32 @@ class DigitalConfig(_Model):
         return value
 
 
+class RetentionConfig(_Model):
+    """How long landed personal data is kept (``90d``); None = the project setting."""
+
+    recordings: RetentionDays | None = None
+    digital: RetentionDays | None = None
+    # Purge a day that is not green too (else such a day is kept and named in the journal).
+    purge_incomplete: bool | None = None
+
+
+class SamplingConfig(_Model):
+    """The evaluators' daily sample (#13): sizes, strata and exclusions."""
+
+    recordings: Share = 0
+    digital: Share = 0
+    strata: list[str] = Field(default_factory=list)
+    min_duration: Duration = dt.timedelta(0)
+    seed: str | int | None = None
+
+    @field_validator("strata")
+    @classmethod
+    def _strata(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"strata lists a name twice: {value}")
+        return value
+
+
 class ProviderConfig(_Model):
     """One call center: who it is, when its day is due, and where its data lives."""
 
@@ -300,6 +426,8 @@ class ProviderConfig(_Model):
     recordings: RecordingsConfig
     daily_report: DailyReportConfig
     digital: DigitalConfig | None = None
+    retention: RetentionConfig = RetentionConfig()
+    sampling: SamplingConfig | None = None
 
     @field_validator("id")
     @classmethod
@@ -345,6 +473,19 @@ class ProviderConfig(_Model):
             raise ValueError(
                 f"deadline {self.deadline} must be after the schedule time "
                 f"{daily_schedule_time(self.schedule):%H:%M} (both local, day J)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _strata_known(self) -> ProviderConfig:
+        if self.sampling is None:
+            return self
+        known = {*BUILTIN_STRATA, *self.recordings.group_names}
+        unknown = [name for name in self.sampling.strata if name not in known]
+        if unknown:
+            raise ValueError(
+                f"sampling.strata: {unknown} unknown; use {', '.join(BUILTIN_STRATA)} or a "
+                f"group of recordings.filename_pattern ({', '.join(self.recordings.group_names)})"
             )
         return self
 

@@ -22,7 +22,7 @@ def provider_doc_md(cfg: ProviderConfig) -> str:
     return f"""# {cfg.name} (`{cfg.id}`)
 
 Every night this DAG brings home **the previous day (J-1, {cfg.timezone})** for {cfg.name}:
-recordings over SFTP, the end-of-day report, the CRM export, then validates them.
+recordings over {rec.protocol.upper()}, the end-of-day report, the CRM export, then validates them.
 
 | | |
 |---|---|
@@ -30,7 +30,7 @@ recordings over SFTP, the end-of-day report, the CRM export, then validates them
 | Schedule | `{cfg.schedule}` (local time) — each run processes the day before |
 | Delivery deadline | {cfg.deadline} local time on day J (e-mail if J-1 is not complete) |
 | Alerts to | {", ".join(cfg.alert_emails)} |
-| SFTP connection | `{rec.sftp_conn_id}` |
+| {rec.protocol.upper()} connection | {" then ".join(f"`{c}`" for c in rec.conn_ids)} |
 | File name pattern | `{rec.filename_pattern}` (date `{rec.date_format}`) |
 | Wait | files older than {rec.min_file_age}, stable for {rec.settle}, as many as the report \
 counts; give up after {rec.wait_timeout} (what came is still copied and reconciled) |

@@ -561,7 +561,7 @@ def test_item18_a_wrong_host_key_fails_wait_and_copy_at_once_and_the_mail_says_n
 ) -> None:
     provider = "acme_abidjan"
     cfg = sandbox_days.sandbox.providers[provider]
-    var = env_var(cfg.recordings.sftp_conn_id)
+    var = env_var(cfg.recordings.conn_id)
     connection = json.loads(sandbox_days.stack.env[var])
     connection["extra"]["host_key"] = ensure_keys(tmp_path / "other-keys").host_public_line
     sandbox_days.stack.env[var] = json.dumps(connection)

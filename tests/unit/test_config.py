@@ -282,3 +282,54 @@ def test_item7_detail_report_without_the_day_is_refused_too() -> None:
     )
     with pytest.raises(ConfigError, match=r"daily_report: .*no date_column"):
         parse_provider(data, source=Path("x.yaml"))
+
+
+def _recordings(**changes: object) -> dict:
+    data = provider_dict()
+    data["recordings"] = {**data["recordings"], **changes}
+    return data
+
+
+def test_one_connection_or_an_ordered_list_of_endpoints() -> None:
+    assert provider().recordings.conn_ids == ("sftp_acme",)
+    data = _recordings(sftp_conn_id=None, sftp_conn_ids=["primary", "backup"])
+    cfg = parse_provider(data, source=Path("acme.yaml"))
+    assert cfg.recordings.conn_ids == ("primary", "backup")
+    assert cfg.recordings.conn_id == "primary"
+    ftps = _recordings(protocol="ftps", sftp_conn_id=None, ftp_conn_id="ftps_acme")
+    assert parse_provider(ftps, source=Path("a.yaml")).recordings.conn_ids == ("ftps_acme",)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"sftp_conn_ids": ["b"]}, "exactly one of sftp_conn_id"),
+        ({"sftp_conn_id": None}, "exactly one of sftp_conn_id"),
+        ({"sftp_conn_id": None, "sftp_conn_ids": ["a", "a"]}, "twice"),
+        ({"protocol": "ftps"}, "takes ftp_conn_id or ftp_conn_ids"),
+        ({"protocol": "scp"}, "protocol"),
+        ({"done_folder": "../out"}, "one folder name"),
+        ({"connections": 0}, "connections"),
+        ({"on_complete": "delete"}, "on_complete"),
+    ],
+)
+def test_transport_keys_are_checked(changes: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        parse_provider(_recordings(**changes), source=Path("acme.yaml"))
+
+
+def test_retention_and_sampling_keys() -> None:
+    data = provider_dict(
+        retention={"recordings": "90d", "digital": 30},
+        sampling={"recordings": "10%", "digital": 5, "strata": ["direction", "agent"]},
+    )
+    cfg = parse_provider(data, source=Path("acme.yaml"))
+    assert (cfg.retention.recordings, cfg.retention.digital) == (90, 30)
+    assert cfg.sampling is not None and cfg.sampling.recordings == "10%"
+    assert provider().retention.recordings is None and provider().sampling is None
+    with pytest.raises(ConfigError, match="at least 1d"):
+        parse_provider(provider_dict(retention={"recordings": "0d"}), source=Path("a.yaml"))
+    with pytest.raises(ConfigError, match=r"sampling.strata: \['site'\] unknown"):
+        parse_provider(provider_dict(sampling={"strata": ["site"]}), source=Path("a.yaml"))
+    with pytest.raises(ConfigError, match="percentage up to 100%"):
+        parse_provider(provider_dict(sampling={"recordings": "150%"}), source=Path("a.yaml"))

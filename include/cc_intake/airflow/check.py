@@ -171,7 +171,7 @@ async def _look_remote(
     from include.cc_intake.transfer import list_folder
 
     cfg = provider.recordings
-    look = SftpLook(cfg.sftp_conn_id)
+    look = SftpLook(cfg.conn_id)
     look.address = f"{conn.login or '?'}@{conn.host}:{conn.port or 22}"
     extra = conn.extra_dejson
     look.check_disabled = str(extra.get("no_host_key_check", "")).lower() == "true"
@@ -202,7 +202,7 @@ async def _look_remote(
             look.unreachable = True
             return look
         except ValueError as exc:  # the hook refuses e.g. host_key together with no_host_key_check
-            look.error = f"connection {cfg.sftp_conn_id!r} is inconsistent: {exc}"
+            look.error = f"connection {cfg.conn_id!r} is inconsistent: {exc}"
             return look
         look.connected = True
         if look.check_disabled:
@@ -258,9 +258,9 @@ async def _look_report(
 def look_sftp(provider: ProviderConfig, day: dt.date, *, now: float) -> SftpLook:
     """Connect like the DAG does, list the day's folders, read the report; copy nothing."""
     try:
-        conn = _get_connection(provider.recordings.sftp_conn_id)
+        conn = _get_connection(provider.recordings.conn_id)
     except ConfigError as exc:
-        return SftpLook(provider.recordings.sftp_conn_id, error=str(exc))
+        return SftpLook(provider.recordings.conn_id, error=str(exc))
     return asyncio.run(_look_remote(provider, day, conn, now))
 
 

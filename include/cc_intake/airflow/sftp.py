@@ -33,7 +33,7 @@ async def open_sftp(provider: ProviderConfig, day: dt.date) -> AsyncIterator[asy
     import asyncssh
     from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 
-    conn_id = provider.recordings.sftp_conn_id
+    conn_id = provider.recordings.conn_id
     hook = SFTPHookAsync(sftp_conn_id=conn_id)
     stack = contextlib.AsyncExitStack()
     try:

@@ -129,7 +129,7 @@ class Sandbox:
                 server = SftpServer(
                     self.server_root(pid),
                     self.keys,
-                    port=self._ports.get(cfg.recordings.sftp_conn_id, 0),
+                    port=self._ports.get(cfg.recordings.conn_id, 0),
                     login=SFTP_LOGIN,
                 )
                 server.start()
@@ -202,7 +202,7 @@ class Sandbox:
     def connections(self) -> dict[str, str]:
         """Connection id -> Airflow connection JSON, for ``AIRFLOW_CONN_<ID>`` variables."""
         out = {
-            self.providers[pid].recordings.sftp_conn_id: json.dumps(self.sftp_connection(pid))
+            self.providers[pid].recordings.conn_id: json.dumps(self.sftp_connection(pid))
             for pid in self.sftp
         }
         out[SMTP_CONN_ID] = json.dumps(self.smtp_connection())
