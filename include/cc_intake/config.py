@@ -189,6 +189,17 @@ class RecordingsConfig(_Model):
             raise ValueError(f"{mine}_conn_ids lists a connection twice: {ids}")
         return self
 
+    @model_validator(mode="after")
+    def _handshake_over_sftp_only(self) -> RecordingsConfig:
+        # The handshake writes on the provider's server through the SFTP session; the FTPS
+        # client has no upload/rename yet (#12): refuse rather than silently do nothing.
+        if self.protocol == "ftps" and self.on_complete != "none":
+            raise ValueError(
+                f"on_complete: {self.on_complete} is not available with protocol: ftps yet "
+                "(the completion handshake runs over SFTP only); set on_complete: none"
+            )
+        return self
+
     @field_validator("done_folder")
     @classmethod
     def _done_folder(cls, value: str) -> str:

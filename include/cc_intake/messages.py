@@ -769,3 +769,90 @@ def manifest_missing(failure: Failure) -> Email:
 
 
 FAILURE_BUILDERS["manifest"] = manifest_missing
+
+
+# --------------------------------------------------------------------------- the handshake
+# (handshake.HandshakeError: the marker or the move on the provider's server failed, #12.)
+
+SUBJECTS["handshake"] = "accusé de réception non déposé chez le prestataire"
+
+
+def handshake_failed(failure: Failure) -> Email:
+    """The completion handshake (``recordings.on_complete``) failed on the provider's server.
+
+    ``details`` may carry ``endpoint`` (the connection id) and ``path`` (the remote path).
+    """
+    from include.cc_intake.constants import TASK_CONFIRM
+
+    details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
+    rows = [
+        (label, sanitize(details[key], limit=500))
+        for key, label in (("endpoint", "Connexion"), ("path", "Chemin distant"))
+        if details.get(key)
+    ]
+    return _failure_email(
+        failure,
+        SUBJECTS["handshake"],
+        lead=(
+            f"La journée du {day} du prestataire {name} est copiée et validée (verte), mais "
+            "l'accusé de réception n'a pas pu être déposé sur son serveur"
+            + _tries(failure)
+            + " Rien n'est perdu : les enregistrements restent copiés et la preuve du jour "
+            "est inchangée ; seul le prestataire ne sait pas encore ce que nous avons reçu."
+        ),
+        facts=[Facts(tuple(rows))] if rows else [],
+        known={"endpoint", "path"},
+        todo=(
+            f"Vérifier avec le prestataire {name} que notre compte peut écrire, créer un "
+            "dossier et renommer dans ses dossiers de dépôt (droits d'écriture, quota).",
+            "Puis relancer l'étape seule : "
+            + rerun_instructions(failure.provider_id, failure.day, TASK_CONFIRM),
+        ),
+    )
+
+
+FAILURE_BUILDERS["handshake"] = handshake_failed
+
+
+# --------------------------------------------------------------------------- a purged day
+# (retention.PurgedDayError: a re-run of a day whose personal data the retention deleted, #12.)
+
+SUBJECTS["purged"] = "journée purgée (conservation des données), relance refusée"
+
+
+def day_purged(failure: Failure) -> Email:
+    """A re-run of a day the retention purged, without ``restore``: nothing was copied.
+
+    ``details`` may carry ``purged_at`` and ``kinds`` (what was purged).
+    """
+    details = failure.details or {}
+    day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
+    rows = []
+    if details.get("purged_at"):
+        rows.append(("Purgée le", sanitize(details["purged_at"], limit=40)))
+    if details.get("kinds"):
+        rows.append(("Données purgées", sanitize(", ".join(details["kinds"]), limit=80)))
+    conf = json.dumps({"target_date": day, "restore": True})
+    return _failure_email(
+        failure,
+        SUBJECTS["purged"],
+        lead=(
+            f"La journée du {day} du prestataire {name} a été purgée par la politique de "
+            "conservation des données personnelles : ses enregistrements ou son export CRM ont "
+            "été supprimés, seuls le manifeste, le rapport et la preuve sont gardés. Cette "
+            "exécution ne recopie rien sans demande explicite."
+        ),
+        facts=[Facts(tuple(rows))] if rows else [],
+        known={"purged_at", "kinds"},
+        todo=(
+            "Si la relance n'était pas voulue : rien à faire, la journée reste purgée.",
+            "Pour recopier volontairement cette journée (demande légale, litige) : airflow "
+            f"dags trigger {_dag_id(failure.provider_id)} -c '{conf}'. Attention : une journée "
+            "plus ancienne que la durée de conservation est purgée de nouveau au prochain "
+            "passage du DAG cc_intake_housekeeping.",
+        ),
+    )
+
+
+FAILURE_BUILDERS["purged"] = day_purged

@@ -82,6 +82,7 @@ class DayCell:
     timezone: str | None = None
     proof_page: str | None = None  # relative to quality/, e.g. "acme/2026-11-25/recordings.html"
     problem: str | None = None
+    purged_at: str | None = None  # the retention deleted the day's personal data (#12)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ def _cell_from_summary(
         timezone=_str(data.get("timezone")),
         proof_page=proof_page,
         problem=problem,
+        purged_at=_str(data.get("purged_at")),
     )
 
 
@@ -402,6 +404,9 @@ def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:
         title.append(f"Mis à jour : {cell.updated_at}")
+    if cell.purged_at and cell.status != "missing":
+        lines.append("purgé")
+        title.append(f"Données personnelles purgées (conservation) : {cell.purged_at}")
     return {
         "status": cell.status,
         "day": cell.day.isoformat(),
@@ -410,6 +415,7 @@ def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any
         "tooltip": "\n".join(title),
         "proof": proof_href(cell, proof_base=proof_base),
         "run": run_href(cell, ui_base=ui_base),
+        "purged": bool(cell.purged_at),
     }
 
 

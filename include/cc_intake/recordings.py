@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from include.cc_intake.audio import probe_audio
 from include.cc_intake.config import ProviderConfig, RecordingsConfig
 from include.cc_intake.errors import UnsafePathError
+from include.cc_intake.handshake import done_folder_entry, fold_listing
 from include.cc_intake.layout import DayLayout, remove_stale_tmp
 from include.cc_intake.manifest import (
     ManifestRow,
@@ -45,13 +46,21 @@ Listing = dict[str, list[RemoteEntry] | None]
 
 
 async def list_day(sftp: asyncssh.SFTPClient, cfg: RecordingsConfig, day: dt.date) -> Listing:
-    """Every direction's folder for the day, read once (None for a missing folder)."""
-    return {
-        direction: await list_folder(
-            sftp, render_folder(template, day), direction, recursive=cfg.recursive
-        )
-        for direction, template in cfg.directions.items()
-    }
+    """Every direction's folder for the day, read once (None for a missing folder).
+
+    Our completion handshake's marker is never listed, and in ``move`` mode the done folder's
+    files are listed under their own names (:func:`include.cc_intake.handshake.fold_listing`).
+    """
+    listing: Listing = {}
+    for direction, template in cfg.directions.items():
+        folder = render_folder(template, day)
+        entries = await list_folder(sftp, folder, direction, recursive=cfg.recursive)
+        done = done_folder_entry(entries or [], cfg)
+        if entries is not None and done is not None:
+            moved = await list_folder(sftp, done.remote_path, direction) or []
+            entries += [replace(e, rel_name=f"{done.rel_name}/{e.rel_name}") for e in moved]
+        listing[direction] = fold_listing(entries, cfg)
+    return listing
 
 
 def classify_day(listing: Listing, cfg: RecordingsConfig, day: dt.date) -> list[Verdict]:

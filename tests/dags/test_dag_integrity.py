@@ -106,11 +106,16 @@ def sandbox_bag(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_no_import_errors_and_one_dag_per_yaml(sandbox_bag: dict) -> None:
     assert sandbox_bag["errors"] == {}
     assert len(SANDBOX_DAG_IDS) >= 2
-    assert set(sandbox_bag["dags"]) == set(SANDBOX_DAG_IDS)
+    assert set(ingest_dags(sandbox_bag)) == set(SANDBOX_DAG_IDS)
 
 
 def test_nothing_heavy_is_imported_at_parse(sandbox_bag: dict) -> None:
     assert sandbox_bag["heavy"] == []
+
+
+def ingest_dags(bag: dict) -> dict:
+    """The provider DAGs of a DagBag (the housekeeping DAG left out)."""
+    return {k: v for k, v in bag["dags"].items() if k.startswith(C.DAG_PREFIX)}
 
 
 def one_dag(bag: dict, dag_id: str) -> dict:
@@ -176,7 +181,7 @@ def test_deadlines_can_be_turned_off(tmp_path: Path) -> None:
         CC_INTAKE_PROVIDERS_DIR=str(empty),
         CC_INTAKE_DEADLINES="off",
     )
-    assert bag["dags"] and not any(d["has_deadline"] for d in bag["dags"].values())
+    assert bag["dags"] and not any(d["has_deadline"] for d in ingest_dags(bag).values())
 
 
 def test_production_never_shows_the_sandbox(tmp_path: Path) -> None:
@@ -184,7 +189,7 @@ def test_production_never_shows_the_sandbox(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "acme_abidjan.yaml").write_text(yaml.safe_dump(provider_dict()))
     bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="0")
-    assert list(bag["dags"]) == ["ingest_acme_abidjan"]
+    assert list(ingest_dags(bag)) == ["ingest_acme_abidjan"]
     assert C.TAG_SANDBOX not in bag["dags"]["ingest_acme_abidjan"]["tags"]
 
 
@@ -203,11 +208,11 @@ def test_an_image_without_the_sandbox_says_so_when_asked_for_it(tmp_path: Path) 
 
     bag = fill_dagbag(tmp_path, image, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="0")
     assert bag["errors"] == {}
-    assert list(bag["dags"]) == ["ingest_acme_abidjan"]
+    assert list(ingest_dags(bag)) == ["ingest_acme_abidjan"]
 
     bag = fill_dagbag(tmp_path, image, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="1")
     assert bag["errors"] == {}
-    assert set(bag["dags"]) == {"ingest_acme_abidjan", "ingest_sandbox"}
+    assert set(ingest_dags(bag)) == {"ingest_acme_abidjan", "ingest_sandbox"}
     placeholder = bag["dags"]["ingest_sandbox"]
     assert C.TAG_CONFIG_ERROR in placeholder["tags"]
     assert list(placeholder["tasks"]) == [C.TASK_CONFIG_ERROR]
@@ -223,7 +228,7 @@ def test_broken_yaml_fails_only_its_own_dag(tmp_path: Path) -> None:
     (folder / "baobab_douala.yaml").write_text(yaml.safe_dump(broken))
     bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder))
     assert bag["errors"] == {}
-    assert set(bag["dags"]) == {"ingest_acme_abidjan", "ingest_baobab_douala"}
+    assert set(ingest_dags(bag)) == {"ingest_acme_abidjan", "ingest_baobab_douala"}
     bad = bag["dags"]["ingest_baobab_douala"]
     assert C.TAG_CONFIG_ERROR in bad["tags"]
     assert list(bad["tasks"]) == [C.TASK_CONFIG_ERROR]
@@ -244,13 +249,13 @@ def test_item13_config_error_placeholder_runs_daily_and_alerts(tmp_path: Path) -
     (folder / "garbled.yaml").write_text("id: [unclosed\n")
     bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder))
     assert bag["errors"] == {}
-    assert set(bag["dags"]) == {"ingest_baobab_douala", "ingest_garbled"}
+    assert set(ingest_dags(bag)) == {"ingest_baobab_douala", "ingest_garbled"}
     readable, garbled = bag["dags"]["ingest_baobab_douala"], bag["dags"]["ingest_garbled"]
     assert (readable["cron"], readable["timezone"]) == ("15 3 * * *", "Africa/Douala")
     assert (garbled["cron"], garbled["timezone"]) == ("0 6 * * *", "UTC")
     assert "ops@example.com" in readable["doc_md"]
     assert "CC_INTAKE_OPS_EMAILS" in garbled["doc_md"]
-    for dag_id, dag in bag["dags"].items():
+    for dag_id, dag in ingest_dags(bag).items():
         assert C.TAG_INTAKE in dag["tags"] and C.TAG_CONFIG_ERROR in dag["tags"], dag_id
         assert dag["timetable"] == "CronTriggerTimetable", dag_id
         assert dag["catchup"] is False, dag_id
@@ -268,3 +273,33 @@ def test_every_committed_yaml_is_valid() -> None:
     for folder in (PROVIDERS_DIR, SANDBOX_PROVIDERS_DIR):
         _, broken = load_providers(folder)
         assert broken == [], [b.error for b in broken]
+
+
+def test_housekeeping_dag_has_one_purge_task_per_provider(sandbox_bag: dict) -> None:
+    from include.cc_intake.airflow.housekeeping import DAG_ID, TASK_PREFIX
+
+    dag = one_dag(sandbox_bag, DAG_ID)
+    assert dag["catchup"] is False
+    assert dag["timetable"] == "CronTriggerTimetable"
+    assert C.TAG_INTAKE in dag["tags"]
+    expected = {f"{TASK_PREFIX}{d.removeprefix(C.DAG_PREFIX)}" for d in SANDBOX_DAG_IDS}
+    assert set(dag["tasks"]) == expected
+    for task_id, task in dag["tasks"].items():
+        assert task["owner"] and task["retries"] >= 1, task_id
+
+
+def test_confirm_to_provider_follows_both_validations(tmp_path: Path) -> None:
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    data = provider_dict()
+    data["recordings"]["on_complete"] = "marker"
+    (folder / "acme_abidjan.yaml").write_text(yaml.safe_dump(data))
+    bag = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_SANDBOX="0")
+    tasks = one_dag(bag, "ingest_acme_abidjan")["tasks"]
+    assert tasks[C.TASK_VALIDATE]["downstream"] == [C.TASK_CONFIRM]
+    assert tasks[C.TASK_CONFIRM]["downstream"] == []
+    # all_success: a red day leaves it upstream_failed, and the run failed.
+    assert tasks[C.TASK_CONFIRM]["trigger_rule"] == "all_success"
+    assert tasks[C.TASK_CONFIRM]["failure_callbacks"] >= 1
+    if C.TASK_VALIDATE_DIGITAL in tasks:
+        assert tasks[C.TASK_VALIDATE_DIGITAL]["downstream"] == [C.TASK_CONFIRM]

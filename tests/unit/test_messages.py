@@ -49,6 +49,8 @@ FAILURES = [
     ("task", "échec d'une tâche (copy_recordings)", "journal de la tâche"),
     ("config", "configuration du prestataire invalide", "make check PROVIDER=acme_abidjan"),
     ("manifest", "manifeste des enregistrements absent ou illisible", "« copy_recordings »"),
+    ("handshake", "accusé de réception non déposé chez le prestataire", "« confirm_to_provider »"),
+    ("purged", "journée purgée (conservation des données), relance refusée", '"restore": true'),
 ]
 
 
@@ -406,3 +408,20 @@ def test_item18_an_error_no_retry_can_fix_says_so_in_any_email():
     retried = messages.copy_failed(_failure(task_id="copy_recordings", error="x", try_number=4))
     assert "Aucune nouvelle tentative automatique" in final.body_text
     assert "Aucune nouvelle tentative automatique" not in retried.body_text
+
+
+def test_handshake_and_purged_emails_show_their_facts():
+    handshake = _render(
+        "handshake", details={"endpoint": "sftp_acme", "path": "/exports/_RECU_2026-11-25.ok"}
+    )
+    assert "Connexion" in handshake.body_text and "sftp_acme" in handshake.body_text
+    assert "/exports/_RECU_2026-11-25.ok" in handshake.body_text
+    assert "la preuve du jour est inchangée" in handshake.body_text
+    purged = _render(
+        "purged", details={"purged_at": "2027-03-01T05:00:02Z", "kinds": ["recordings"]}
+    )
+    assert "2027-03-01T05:00:02Z" in purged.body_text
+    assert (
+        'airflow dags trigger ingest_acme_abidjan -c \'{"target_date": "2026-11-25", '
+        '"restore": true}\'' in purged.body_text
+    )

@@ -5,6 +5,7 @@ YAML carries the parameters, this module carries the graph:
     wait_for_recordings >> copy_recordings >> fetch_report >> validate_recordings
     wait_for_recordings >> recordings_on_time
     export_digital >> validate_digital            (providers with a `digital` section)
+    validate_* >> confirm_to_provider             (providers with `recordings.on_complete`)
 
 The copy runs once the wait is over, whatever its outcome (trigger rule ``all_done``): at
 ``wait_timeout`` the wait fails with its e-mail, and what did arrive still lands and is
@@ -98,6 +99,11 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
                 type="boolean",
                 description="Let a CRM export with fewer interactions replace the landed one",
             ),
+            "restore": Param(
+                False,
+                type="boolean",
+                description="Land again a day whose personal data the retention purged",
+            ),
             # `format: date` is checked (Airflow validates with a jsonschema FormatChecker)
             # when the run is created: a trigger with anything but YYYY-MM-DD is refused
             # before any task runs, and never reaches a path or a mail header.
@@ -135,7 +141,19 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
             )
 
             export = ExportDigitalOperator(task_id=C.TASK_EXPORT, provider=cfg)
-            export >> ValidateDigitalOperator(task_id=C.TASK_VALIDATE_DIGITAL, provider=cfg)
+            validate_digital = ValidateDigitalOperator(
+                task_id=C.TASK_VALIDATE_DIGITAL, provider=cfg
+            )
+            export >> validate_digital
+        if cfg.recordings.on_complete != "none":
+            from include.cc_intake.airflow.tasks import ConfirmToProviderOperator
+
+            # After the day's verdict is final (both validations): only a green day is
+            # confirmed to the provider, a red one leaves this step upstream_failed.
+            confirm = ConfirmToProviderOperator(task_id=C.TASK_CONFIRM, provider=cfg)
+            validate >> confirm
+            if cfg.digital is not None:
+                validate_digital >> confirm
     return dag
 
 

@@ -30,7 +30,9 @@ from include.cc_intake.airflow.links import base_url, proof_url, run_link, task_
 from include.cc_intake.airflow.runs import day_of_run
 from include.cc_intake.airflow.runtime_settings import ops_emails
 from include.cc_intake.constants import dag_id_of
+from include.cc_intake.handshake import HandshakeError
 from include.cc_intake.layout import data_root
+from include.cc_intake.retention import PurgedDayError
 
 if TYPE_CHECKING:
     from include.cc_intake.config import ProviderConfig
@@ -53,6 +55,8 @@ _KIND_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
     (errors.ReconciliationError, "reconciliation"),
     (errors.ValidationError, "validation"),
     (errors.ExportError, "export"),
+    (HandshakeError, "handshake"),
+    (PurgedDayError, "purged"),
 )
 
 

@@ -17,6 +17,13 @@ from include.cc_intake.config import split_emails
 log = logging.getLogger(__name__)
 
 OPS_EMAILS = "CC_INTAKE_OPS_EMAILS"
+# Retention of personal data (contract §8.1, §10.3): read by the housekeeping DAG's tasks.
+RETENTION_SETTINGS = (
+    "CC_INTAKE_RETENTION_RECORDINGS",
+    "CC_INTAKE_RETENTION_DIGITAL",
+    "CC_INTAKE_RETENTION_DRY_RUN",
+    "CC_INTAKE_RETENTION_PURGE_INCOMPLETE",
+)
 
 
 def runtime_setting(name: str, default: str | None = None) -> str | None:

@@ -86,6 +86,28 @@ def replace_digital(context: Context) -> bool:
     )
 
 
+def restore_purged(context: Context) -> bool:
+    """The run's ``restore`` conf (or Param): may it land a day the retention purged again?"""
+    conf = context["dag_run"].conf or {}
+    params = context.get("params") or {}
+    value = conf.get("restore", params.get("restore"))
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ConfigError(
+        f"run conf restore must be true or false, got {value!r} "
+        '(e.g. {"target_date": "2026-11-25", "restore": true})'
+    )
+
+
+def refuse_purged_day(
+    context: Context, layout: DayLayout, kind: Literal["recordings", "digital"]
+) -> None:
+    """Fail a re-run of a purged day (contract §10.3) unless its conf says ``restore``."""
+    from include.cc_intake.retention import refuse_purged
+
+    refuse_purged(layout, kind, restore=restore_purged(context), log=log.warning)
+
+
 class NoRetryWhenRetryCannotHelp(RetryPolicy):
     """Fail at once on the errors that errors.py marks ``retryable = False``.
 
@@ -218,6 +240,8 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         day = self.day(context)
         layout = self.layout(context)
         cfg = self.provider.recordings
+        # A purged day is refused before any wait: its files may be long gone from the server.
+        refuse_purged_day(context, layout, "recordings")
 
         async def look() -> Readiness:
             async with open_sftp(self.provider, day) as sftp:
@@ -285,6 +309,7 @@ class CopyRecordingsOperator(ProviderOperator):
         self._skip_after_a_broken_wait(context)
         day = self.day(context)
         layout = self.layout(context)
+        refuse_purged_day(context, layout, "recordings")
 
         async def run() -> Any:
             async with open_sftp(self.provider, day) as sftp:
@@ -428,6 +453,7 @@ class ExportDigitalOperator(ProviderOperator):
         assert digital is not None
         day = self.day(context)
         layout = self.layout(context)
+        refuse_purged_day(context, layout, "digital")
         hook = HttpHook(method="GET", http_conn_id=digital.http_conn_id)
         # The session carries the connection's auth and headers; HttpHook.run is not used
         # because its check_response logs whole bodies, and conversations are personal data.
@@ -563,8 +589,50 @@ class ConfigErrorOperator(BaseOperator):
             log.info("%s %s: day marked config_error in %s", provider_id, day, written)
 
 
+class ConfirmToProviderOperator(ProviderOperator):
+    """Tell the provider what we hold after a green day (``recordings.on_complete``).
+
+    ``marker`` uploads ``_RECU_<day>.ok`` into each direction folder, ``move`` renames the
+    files we hold into the done folder (:mod:`include.cc_intake.handshake`). An amber, red or
+    unproven day is skipped with the reason logged. A failure here fails this step only (its
+    own e-mail): the day stays landed and its proof verdict is unchanged.
+
+    :param provider: the provider's validated configuration (``on_complete`` not ``none``).
+    """
+
+    ui_color = "#fcf3cf"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.cc_intake import handshake
+        from include.cc_intake.manifest import read_manifest
+
+        day = self.day(context)
+        layout = self.layout(context)
+        go = handshake.may_run(
+            handshake.read_summary(layout.quality_dir), provider=self.provider.id, day=day
+        )
+        if not go.ok:
+            self.log.info("%s", go.why)
+            raise AirflowSkipException(go.why)
+        cfg = self.provider.recordings
+        rows = read_manifest(layout.manifest, cfg.group_names)
+
+        async def run() -> handshake.HandshakeResult:
+            async with open_sftp(self.provider, day) as sftp:
+                if cfg.on_complete == "move":
+                    return await handshake.move_done(sftp, self.provider, day, rows)
+                return await handshake.write_markers(
+                    sftp, self.provider, day, rows, token=self.token(context)
+                )
+
+        result = asyncio.run(run())
+        self.log.info("%s %s: %s %s", self.provider.id, day, go.why, result.as_dict())
+        return result.as_dict()
+
+
 __all__: Sequence[str] = (
     "ConfigErrorOperator",
+    "ConfirmToProviderOperator",
     "CopyRecordingsOperator",
     "ExportDigitalOperator",
     "FetchReportOperator",
