@@ -138,7 +138,7 @@ def test_purge_deletes_personal_data_keeps_the_proof_and_marks_the_day(tmp_path:
 
 def test_the_provider_override_wins_key_by_key() -> None:
     project = RetentionSettings(recordings=90, digital=90, dry_run=False)
-    mine = retention.for_provider(project, RetentionConfig(recordings="30d"))
+    mine = retention.for_provider(project, RetentionConfig.model_validate({"recordings": "30d"}))
     assert (mine.recordings, mine.digital, mine.dry_run) == (30, 90, False)
     assert retention.for_provider(project, RetentionConfig(purge_incomplete=True)).purge_incomplete
 
