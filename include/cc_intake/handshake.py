@@ -1,4 +1,4 @@
-"""The completion handshake on the provider's server (``recordings.on_complete``, contract §10.3).
+"""The completion handshake on the provider's server (`recordings.on_complete`, contract #12).
 
 After a green day the provider's copy scripts learn what we took:
 

@@ -1,4 +1,4 @@
-"""The daily housekeeping DAG: retention of personal data (contract §10.3).
+"""The daily housekeeping DAG: retention of personal data (contract §10.x, #12).
 
 One task per provider, ``purge_<provider id>``, applies :mod:`include.cc_intake.retention`
 with the run-time settings (``CC_INTAKE_RETENTION_*``, environment first, then the Airflow
@@ -71,7 +71,9 @@ class ApplyRetentionOperator(BaseOperator):
             self.log.info("%s: no retention set, everything is kept", self.provider.id)
             return {"provider": self.provider.id, "dry_run": settings.dry_run, "days": []}
         run = context["dag_run"]
-        moment = getattr(run, "run_after", None) or run.logical_date or dt.datetime.now(dt.UTC)
+        # The run's own date, not the wall clock: a re-run of an old housekeeping run purges
+        # what it would have purged then (a manual trigger has no logical date: run_after).
+        moment = run.logical_date or getattr(run, "run_after", None) or dt.datetime.now(dt.UTC)
         today = moment.astimezone(self.provider.tz).date()
         root = data_root()
         planned = retention.plan(root, self.provider.id, today, settings)
