@@ -168,6 +168,7 @@ async def _look_remote(
     import asyncssh
 
     from include.cc_intake.airflow.tasks import open_sftp
+    from include.cc_intake.handshake import fold_listing
     from include.cc_intake.transfer import list_folder
 
     cfg = provider.recordings
@@ -214,8 +215,9 @@ async def _look_remote(
         for direction, template in cfg.directions.items():
             folder = render_folder(template, day)
             try:
-                listing[direction] = await list_folder(
-                    sftp, folder, direction, recursive=cfg.recursive
+                # Our own completion marker is never a file of the provider's (#12).
+                listing[direction] = fold_listing(
+                    await list_folder(sftp, folder, direction, recursive=cfg.recursive), cfg
                 )
             except (OSError, asyncssh.Error) as exc:
                 listing[direction] = None
