@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from include.cc_intake.airflow.sftp import open_sftp
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.layout import DayLayout
 from include.cc_intake.manifest import read_manifest
-from include.cc_intake.recordings import DaySummary, copy_day, list_day
+from include.cc_intake.recordings import DaySummary, assess_readiness, copy_day, list_day
 from tests.integration.servers import ServerHandle, have_sshd, openssh_server, sandbox_server
 from tests.integration.test_copy_day import DAY, make_provider, put, seed_day
 
@@ -244,6 +245,16 @@ def test_move_is_idempotent_and_the_next_run_still_holds_every_file(
     assert sorted(e.rel_name for e in listing["ENTRANTS"]) == sorted(
         Path(r).name for r in files if "/inbound/" in r
     )
+    readiness = assess_readiness(
+        listing,
+        listing,
+        cfg=cfg.recordings,
+        day=DAY,
+        now=time.time(),
+        expected={"ENTRANTS": 3, "SORTANTS": 1},
+    )
+    assert readiness.ready, readiness.describe()
+    assert [d.state for d in readiness.directions] == ["ready", "ready"]
     summary = copy(cfg, root, "run-2")
     assert summary.directions["ENTRANTS"]["skipped_identical"] == 3
     assert summary.directions["ENTRANTS"]["kept"] == 0

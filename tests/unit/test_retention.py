@@ -213,3 +213,18 @@ def test_the_overview_marks_a_purged_day(tmp_path: Path) -> None:
     assert "purgé" in cells[purged_day.isoformat()]
     assert "Données personnelles purgées" in cells[purged_day.isoformat()]
     assert "purg" not in cells[kept_day.isoformat()]
+
+
+def test_settings_are_read_from_the_environment_then_the_airflow_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from include.cc_intake.airflow.runtime_settings import RETENTION_SETTINGS, runtime_setting
+
+    for name in RETENTION_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"AIRFLOW_VAR_{name}", raising=False)
+    monkeypatch.setenv("AIRFLOW_VAR_CC_INTAKE_RETENTION_RECORDINGS", "30d")
+    monkeypatch.setenv("AIRFLOW_VAR_CC_INTAKE_RETENTION_DRY_RUN", "0")
+    monkeypatch.setenv("CC_INTAKE_RETENTION_RECORDINGS", "60d")  # the environment wins
+    settings = retention.project_settings(runtime_setting)
+    assert settings == RetentionSettings(recordings=60, dry_run=False)
