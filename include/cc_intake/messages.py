@@ -856,3 +856,32 @@ def day_purged(failure: Failure) -> Email:
 
 
 FAILURE_BUILDERS["purged"] = day_purged
+
+
+# --------------------------------------------------------------------------- retention
+# (the cc_intake_housekeeping DAG's purge task failed: not a processed day's failure, #12.)
+
+SUBJECTS["retention"] = "échec de la purge des données personnelles (conservation)"
+
+
+def retention_failed(failure: Failure) -> Email:
+    """A ``purge_<provider>`` task of the housekeeping DAG failed; ``day`` is the run's date."""
+    name = sanitize(failure.provider_name, limit=120)
+    step = sanitize(failure.task_id, limit=120)
+    return _failure_email(
+        failure,
+        SUBJECTS["retention"],
+        lead=(
+            f"La purge des données personnelles de {name} (étape « {step} » du DAG "
+            "cc_intake_housekeeping) a échoué" + _tries(failure) + " Les journées plus "
+            "anciennes que la durée de conservation gardent donc leurs enregistrements ou leur "
+            "export CRM tant que la purge n'a pas abouti ; rien d'autre n'est touché."
+        ),
+        todo=(
+            "Lire le journal de la tâche (lien ci-dessous) : un réglage "
+            "CC_INTAKE_RETENTION_* illisible, ou des droits insuffisants sur la racine des "
+            "données, sont les causes habituelles.",
+            f"Corriger la cause, puis relancer la tâche « {step} » (« Clear ») ou attendre le "
+            "passage du lendemain : la purge reprend là où elle s'est arrêtée.",
+        ),
+    )

@@ -286,6 +286,7 @@ def test_housekeeping_dag_has_one_purge_task_per_provider(sandbox_bag: dict) -> 
     assert set(dag["tasks"]) == expected
     for task_id, task in dag["tasks"].items():
         assert task["owner"] and task["retries"] >= 1, task_id
+        assert task["failure_callbacks"] >= 1, task_id
 
 
 def test_confirm_to_provider_follows_both_validations(tmp_path: Path) -> None:

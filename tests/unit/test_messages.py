@@ -425,3 +425,18 @@ def test_handshake_and_purged_emails_show_their_facts():
         'airflow dags trigger ingest_acme_abidjan -c \'{"target_date": "2026-11-25", '
         '"restore": true}\'' in purged.body_text
     )
+
+
+def test_a_failed_purge_has_its_own_email():
+    email = messages.retention_failed(
+        _failure(task_id="purge_acme_abidjan", error=LEAKY_ERROR, try_number=2)
+    )
+    assert email.subject == (
+        "[intake][acme_abidjan][2026-11-25] "
+        "échec de la purge des données personnelles (conservation)"
+    )
+    text = _all_text(email)
+    assert "cc_intake_housekeeping" in text and "« purge_acme_abidjan »" in text
+    assert "CC_INTAKE_RETENTION_" in text and RUN_LINK in text
+    for secret in SECRETS:
+        assert secret not in text

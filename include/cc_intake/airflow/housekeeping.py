@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable
 
 from include.cc_intake import constants as C
+from include.cc_intake import messages
 from include.cc_intake.airflow.factory import START_DATE, provider_folders
+from include.cc_intake.airflow.notify import IntakeFailureNotifier
 from include.cc_intake.config import ProviderConfig, load_providers
 
 if TYPE_CHECKING:
@@ -44,6 +48,36 @@ Settings (environment variable, or Airflow Variable in lower case):
 (default `1`: only lists what would go), `CC_INTAKE_RETENTION_PURGE_INCOMPLETE` (default `0`:
 a day that is not green is kept). A provider's YAML `retention:` overrides them.
 """
+
+
+class RetentionFailureNotifier(IntakeFailureNotifier):
+    """E-mails the provider's ``alert_emails`` when its purge fails for good (not a processed
+    day's failure: its own e-mail, dated by the housekeeping run)."""
+
+    def build_email(self, context: Mapping[str, Any]) -> messages.Email:
+        from include.cc_intake.airflow.delivery import error_text
+        from include.cc_intake.airflow.links import base_url, run_link, task_link
+
+        ti = context.get("ti") or context.get("task_instance")
+        run = context.get("dag_run")
+        task_id = str(getattr(ti, "task_id", "") or "")
+        run_id = str(getattr(run, "run_id", "") or getattr(ti, "run_id", ""))
+        moment = getattr(run, "logical_date", None) or getattr(run, "run_after", None)
+        day = moment.astimezone(ZoneInfo(self.timezone)).date() if moment else "inconnue"
+        try_number = getattr(ti, "try_number", None)
+        base = base_url()
+        return messages.retention_failed(
+            messages.Failure(
+                provider_id=self.provider_id,
+                provider_name=self.provider_name,
+                day=day,
+                run_link=run_link(DAG_ID, run_id, base=base),
+                task_link=task_link(DAG_ID, run_id, task_id, base=base),
+                task_id=task_id,
+                error=error_text(context.get("exception")),
+                try_number=try_number if isinstance(try_number, int) else None,
+            )
+        )
 
 
 class ApplyRetentionOperator(BaseOperator):
@@ -137,5 +171,9 @@ def build_housekeeping_dag() -> DAG:
         },
     ) as dag:
         for cfg in sorted(providers, key=lambda c: c.id):
-            ApplyRetentionOperator(task_id=f"{TASK_PREFIX}{cfg.id}", provider=cfg)
+            ApplyRetentionOperator(
+                task_id=f"{TASK_PREFIX}{cfg.id}",
+                provider=cfg,
+                on_failure_callback=[RetentionFailureNotifier.for_provider(cfg)],
+            )
     return dag
