@@ -129,9 +129,20 @@ def write_summary(
         summary["run_id"] = run_id
     if timezone is not None:
         summary["timezone"] = timezone
+    summary.update(_purge_marks(quality_dir))
     path = quality_dir / "summary.json"
     _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
     return path
+
+
+def _purge_marks(quality_dir: Path) -> dict[str, Any]:
+    """The earlier summary's purge marks (``purged_at``, ``purged``; #12), carried over.
+
+    A validation re-run does not bring purged data back: only the step that lands it again
+    (``restore``) lifts its kind's mark (:func:`include.cc_intake.retention.lift_purged`).
+    """
+    earlier = _load_json(quality_dir / "summary.json") or {}
+    return {key: earlier[key] for key in ("purged", "purged_at") if earlier.get(key)}
 
 
 def write_config_error_summary(

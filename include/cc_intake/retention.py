@@ -339,6 +339,28 @@ def purged_kinds(summary: Mapping[str, Any] | None) -> dict[str, str]:
     return {kind: str(summary["purged_at"]) for kind in KINDS}
 
 
+def lift_purged(layout: DayLayout, kind: Kind) -> bool:
+    """Remove ``kind``'s purge mark once a ``restore`` run landed it again; whether it had one.
+
+    The other kind's mark stays (``purged_at`` becomes its time), so its re-run is still
+    refused. Atomic rewrite; the caller holds the day lock.
+    """
+    summary = read_summary(layout)
+    kinds = purged_kinds(summary)
+    if summary is None or kind not in kinds:
+        return False
+    del kinds[kind]
+    summary.pop("purged", None)
+    summary.pop("purged_at", None)
+    if kinds:
+        summary["purged"] = kinds
+        summary["purged_at"] = max(kinds.values())
+    path = layout.quality_dir / "summary.json"
+    with atomic_writer(path, secrets.token_hex(5), root=layout.root, binary=True) as out:
+        out.write((json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return True
+
+
 def refuse_purged(
     layout: DayLayout, kind: Kind, *, restore: bool, log: Callable[[str], None]
 ) -> None:

@@ -228,3 +228,31 @@ def test_settings_are_read_from_the_environment_then_the_airflow_variable(
     monkeypatch.setenv("CC_INTAKE_RETENTION_RECORDINGS", "60d")  # the environment wins
     settings = retention.project_settings(runtime_setting)
     assert settings == RetentionSettings(recordings=60, dry_run=False)
+
+
+def test_a_revalidation_keeps_the_purge_mark_only_restore_lifts_it(tmp_path: Path) -> None:
+    from include.cc_intake.proof import write_summary
+
+    layout = land_day(tmp_path, TODAY - dt.timedelta(days=100))
+    settings = RetentionSettings(recordings=90, digital=30)
+    retention.execute(tmp_path, retention.plan(tmp_path, PROVIDER, TODAY, settings), dry_run=False)
+    purged = json.loads((layout.quality_dir / "summary.json").read_text())["purged"]
+    assert set(purged) == {"recordings", "digital"}
+
+    # Clearing a validation alone re-reads the kept manifest and report: still purged.
+    write_summary(layout.quality_dir, provider=PROVIDER, day=layout.day)
+    again = json.loads((layout.quality_dir / "summary.json").read_text())
+    assert again["purged"] == purged and again["purged_at"]
+
+    # A restore run landed the recordings again: their mark goes, the CRM content's stays.
+    assert retention.lift_purged(layout, "recordings") is True
+    lifted = json.loads((layout.quality_dir / "summary.json").read_text())
+    assert lifted["purged"] == {"digital": purged["digital"]}
+    assert lifted["purged_at"] == purged["digital"]
+    retention.refuse_purged(layout, "recordings", restore=False, log=print)
+    with pytest.raises(retention.PurgedDayError):
+        retention.refuse_purged(layout, "digital", restore=False, log=print)
+    assert retention.lift_purged(layout, "digital") is True
+    final = json.loads((layout.quality_dir / "summary.json").read_text())
+    assert "purged" not in final and "purged_at" not in final
+    assert retention.lift_purged(layout, "digital") is False

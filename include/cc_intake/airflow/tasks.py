@@ -108,6 +108,19 @@ def refuse_purged_day(
     refuse_purged(layout, kind, restore=restore_purged(context), log=log.warning)
 
 
+def lift_purged_day(
+    context: Context, layout: DayLayout, kind: Literal["recordings", "digital"]
+) -> None:
+    """After a ``restore`` run landed ``kind`` again: the day is no longer purged for it."""
+    from include.cc_intake.retention import lift_purged
+
+    if restore_purged(context):
+        with day_lock(layout):
+            lifted = lift_purged(layout, kind)
+        if lifted:
+            log.info("%s %s: %s landed again, purge mark lifted", layout.provider, layout.day, kind)
+
+
 class NoRetryWhenRetryCannotHelp(RetryPolicy):
     """Fail at once on the errors that errors.py marks ``retryable = False``.
 
@@ -336,6 +349,7 @@ class CopyRecordingsOperator(ProviderOperator):
                 day=day,
                 files=summary.failures,
             )
+        lift_purged_day(context, layout, "recordings")
         return summary.as_dict()
 
     def _skip_after_a_broken_wait(self, context: Context) -> None:
@@ -470,6 +484,7 @@ class ExportDigitalOperator(ProviderOperator):
             replace=replace_digital(context),
         )
         remove_stale_tmp(layout.root / "digital" / self.provider.id)
+        lift_purged_day(context, layout, "digital")
         self.log.info(
             "%s %s: %d interactions in %d pages (CRM states %s, %d duplicates dropped, "
             "%d conflicting ids)",
