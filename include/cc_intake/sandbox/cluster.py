@@ -200,6 +200,7 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
     proc.wait()
+    psutil.wait_procs(tree, timeout=10)  # SIGKILL is delivered asynchronously
     return [proc.pid, *(c.pid for c in tree)]
 
 
@@ -217,6 +218,8 @@ class Cluster:
     :param pg_dir: the PostgreSQL data folder (default ``work/pg``); its parents must be
         traversable by the PostgreSQL user.
     :param base_env: the environment to start from (default this process's).
+    :param concurrency: task slots per worker.
+    :param pool_slots: the link pool's slots (default: as ``airflow_settings.yaml`` says).
     :param say: where progress lines go.
     """
 
@@ -230,6 +233,7 @@ class Cluster:
         pg_dir: Path | None = None,
         base_env: Mapping[str, str] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        pool_slots: int | None = None,
         say: Callable[[str], None] = lambda line: print(f"[cluster] {line}", flush=True),
     ) -> None:
         self.work = Path(work).resolve()
@@ -243,6 +247,8 @@ class Cluster:
         self.say = say
         self.secrets = _secrets(self.work)
         self.pool_name, self.pool_slots, self.pool_description = link_pool()
+        if pool_slots is not None:  # a test's smaller link
+            self.pool_slots = pool_slots
         self.pg: subprocess.Popen[bytes] | None = None
         self.redis: subprocess.Popen[bytes] | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
