@@ -338,8 +338,25 @@ class Cluster:
             return {}
         return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
+    def _check_reachable(self, user: pwd.struct_passwd | None) -> None:
+        """PostgreSQL's user must be able to traverse every parent of the data folder."""
+        if user is None:
+            return
+        for parent in reversed(self.pg_dir.parents):
+            st = parent.stat()
+            if st.st_uid == user.pw_uid:
+                continue
+            bit = 0o010 if st.st_gid == user.pw_gid else 0o001
+            if not st.st_mode & bit:
+                raise ClusterError(
+                    f"PostgreSQL runs as {user.pw_name}, which cannot enter {parent} "
+                    f"(mode {st.st_mode & 0o777:o}): put the work folder elsewhere "
+                    f"(--work), the data folder elsewhere (--pg-dir), or `chmod o+x {parent}`"
+                )
+
     def start_postgres(self) -> None:
         user = self._pg_user()
+        self._check_reachable(user)
         data = self.pg_dir / "data"
         run = self.pg_dir / "run"
         self.pg_dir.mkdir(parents=True, exist_ok=True)
@@ -586,6 +603,12 @@ def banner(sandbox: Any, cluster: Cluster, ports: Mapping[str, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default=".cluster", help="work folder (default .cluster)")
+    parser.add_argument(
+        "--pg-dir",
+        type=Path,
+        help="PostgreSQL's folder (default <work>/pg); its parents must be enterable by the "
+        "PostgreSQL user",
+    )
     args = parser.parse_args(argv)
     missing = missing_binaries()
     if missing:
@@ -599,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     from include.cc_intake.sandbox.env import Sandbox
     from include.cc_intake.sandbox.services import default_services
 
-    cluster = Cluster(work, ports=ports, workers=workers)
+    cluster = Cluster(work, ports=ports, workers=workers, pg_dir=args.pg_dir)
     # The sandbox modules read the same settings (data root, sandbox flag) as Airflow.
     os.environ.update({k: v for k, v in cluster.env.items() if k.startswith("CC_INTAKE_")})
     sandbox = Sandbox(

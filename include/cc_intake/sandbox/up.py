@@ -3,7 +3,9 @@
 Starts the sandbox (one SFTP server per fictional provider, the CRM export server, an SMTP
 sink) on fixed ports so that ``airflow_settings.yaml`` can describe it, then `airflow
 standalone` (api-server, scheduler, dag-processor, triggerer) with the sandbox connections in
-its environment. Unlike `make demo`, deadlines stay on: the real scheduler handles them.
+its environment, and the link pool of ``airflow_settings.yaml`` (created once the API answers,
+named by ``CC_INTAKE_LINK_POOL``). Unlike `make demo`, deadlines stay on: the real scheduler
+handles them.
 
 Ports (env overrides): UI ``CC_INTAKE_UP_PORT`` (8080), ``CC_INTAKE_UP_SFTP_ACME_PORT`` (2222),
 ``CC_INTAKE_UP_SFTP_BAOBAB_PORT`` (2223), ``CC_INTAKE_UP_CRM_PORT`` (8181),
