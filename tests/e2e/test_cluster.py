@@ -1,7 +1,8 @@
 """Issue 11 on the real topology: PostgreSQL + Redis + CeleryExecutor + two workers, on loopback.
 
-One cluster (``include/cc_intake/sandbox/cluster.py``, the code `make cluster` runs) serves the
-three scenarios in order, to keep the CI short:
+First `make cluster`'s entry point: banner, login, SIGTERM leaves no process. Then one cluster
+(``include/cc_intake/sandbox/cluster.py``'s :class:`Cluster`, what `make cluster` runs, with
+the test's providers) serves the three scenarios in order, to keep the CI short:
 
 1. six generated providers (both folder layouts, both report kinds) x two processed days,
    triggered at once: every run green; each manifest identical, row for row and hash for hash
@@ -28,6 +29,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -287,13 +292,17 @@ def sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- the cluster
 
 
-@pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+def require_binaries() -> None:
     missing = topology.missing_binaries()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must have the cluster's binaries: {missing} (.ci/run installs them)")
         pytest.skip(f"not installed: {'; '.join(missing)} (.ci/run installs them)")
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+    require_binaries()
     tmp = tmp_path_factory.mktemp("cluster")
     providers_dir = tmp / "providers"
     providers_dir.mkdir()
@@ -394,6 +403,66 @@ def _not_zombie(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------- the scenarios
+
+
+def test_0_make_cluster_prints_the_login_and_sigterm_leaves_nothing_behind() -> None:
+    """`make cluster`'s own entry point (one worker here, to spare the CI's two cores).
+
+    First in the module: the scenarios' cluster is not started yet.
+    """
+    require_binaries()
+    # PostgreSQL's user must enter the work folder (pytest's tmp folders are 0700).
+    work = Path(tempfile.mkdtemp(prefix="cc-intake-cluster-"))
+    work.chmod(0o711)
+    ports = {var: free_port() for var, _ in topology.PORTS.values()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "CC_INTAKE_"))}
+    env.update({var: str(port) for var, port in ports.items()})
+    env.update(PYTHONPATH=str(ROOT), CC_INTAKE_WORKERS="1")
+    log = work / "cluster.out"
+    with log.open("wb") as out:
+        proc = psutil.Popen(
+            [sys.executable, "-m", "include.cc_intake.sandbox.cluster", "--work", str(work)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    tree: list[psutil.Process] = []
+    try:
+
+        def banner() -> str | None:
+            assert proc.poll() is None, log.read_text()
+            text = log.read_text()
+            return text if "is up" in text else None
+
+        text = wait_for("the banner", banner, timeout=420, interval=2, diagnostics=log.read_text)
+        ui = ports["CC_INTAKE_UP_PORT"]
+        password = json.loads(
+            (work / "airflow" / "simple_auth_manager_passwords.json.generated").read_text()
+        )["admin"]
+        assert f"Airflow UI      http://127.0.0.1:{ui}/" in text
+        assert f"login           admin / {password}" in text
+        assert "workers         worker1@127.0.0.1 (concurrency 4 each)" in text
+        assert "link pool       cc_intake_link (4 slots)" in text
+        assert f"broker          redis://127.0.0.1:{ports['CC_INTAKE_UP_REDIS_PORT']}/0" in text
+        tree = proc.children(recursive=True)
+        names = {p.name() for p in tree}
+        assert {"postgres", "redis-server"} <= names, names
+        assert os.stat(work / "pg").st_uid != 0 or os.geteuid() != 0  # not root's
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=180) == 0, log.read_text()
+        _, alive = psutil.wait_procs(tree, timeout=10)
+        assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == [], alive
+        for port in ports.values():  # no listener left
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", port))
+    finally:
+        for p in [proc, *tree]:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_1_six_providers_two_days_at_once_match_a_single_machine(case: Case) -> None:
