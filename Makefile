@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test test-fast demo up check backfill bench lock settings clean
+.PHONY: help venv lint test test-fast demo up cluster check backfill bench lock settings clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -49,6 +49,9 @@ demo: $(STAMP) ## Run every sandbox provider's DAG for J-1 on a local sandbox, p
 up: $(STAMP) ## airflow standalone with the sandbox (UI on http://127.0.0.1:$${CC_INTAKE_UP_PORT:-8080})
 	$(PY) -m include.cc_intake.sandbox.up --work .up
 
+cluster: $(STAMP) ## PostgreSQL + Redis + CeleryExecutor ($${CC_INTAKE_WORKERS:-2} workers) with the sandbox, on loopback
+	$(PY) -m include.cc_intake.sandbox.cluster --work .cluster
+
 check: $(STAMP) ## Onboarding dry run: make check PROVIDER=<id> [DATE=YYYY-MM-DD]
 	@test -n "$(PROVIDER)" || { echo "usage: make check PROVIDER=<id> [DATE=YYYY-MM-DD]"; exit 2; }
 	@if [ ! -f include/providers/$(PROVIDER).yaml ] && [ -f include/cc_intake/sandbox/providers/$(PROVIDER).yaml ]; then \
@@ -78,5 +81,5 @@ lock: ## Lock every pin with its hashes into constraints.txt (needs PyPI); UPGRA
 	sed -i '/^    #   -c constraints.txt$$/d' constraints.txt  # every pin is "via" itself
 	rm -rf .lock-venv
 
-clean: ## Remove the demo/up work folders (keeps .venv)
-	rm -rf .demo .up .bench
+clean: ## Remove the demo/up/cluster work folders (keeps .venv)
+	rm -rf .demo .up .cluster .bench

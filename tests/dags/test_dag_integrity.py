@@ -50,6 +50,8 @@ PROBE = textwrap.dedent(
                 "failure_callbacks": len(cbs),
                 "max_active_tis_per_dag": t.max_active_tis_per_dag,
                 "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
+                "pool": t.pool,
+                "queue": t.queue,
             }
         dags[dag_id] = {
             "tags": sorted(dag.tags),
@@ -182,6 +184,30 @@ def test_deadlines_can_be_turned_off(tmp_path: Path) -> None:
         CC_INTAKE_DEADLINES="off",
     )
     assert bag["dags"] and not any(d["has_deadline"] for d in ingest_dags(bag).values())
+
+
+def test_item11_link_steps_take_the_pool_only_when_named_and_the_yaml_queue(
+    tmp_path: Path,
+) -> None:
+    """A missing pool would block the copies forever: no CC_INTAKE_LINK_POOL, no pool."""
+    folder = tmp_path / "providers"
+    folder.mkdir()
+    spec = provider_dict()
+    spec["recordings"]["queue"] = "storage_host"
+    (folder / "acme_abidjan.yaml").write_text(yaml.safe_dump(spec))
+    link_steps = {C.TASK_COPY, C.TASK_REPORT}
+
+    plain = fill_dagbag(tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_LINK_POOL="")
+    tasks = plain["dags"]["ingest_acme_abidjan"]["tasks"]
+    assert {t["pool"] for t in tasks.values()} == {"default_pool"}
+    assert {n for n, t in tasks.items() if t["queue"] == "storage_host"} == link_steps
+
+    pooled = fill_dagbag(
+        tmp_path, CC_INTAKE_PROVIDERS_DIR=str(folder), CC_INTAKE_LINK_POOL="cc_intake_link"
+    )
+    tasks = pooled["dags"]["ingest_acme_abidjan"]["tasks"]
+    assert {n for n, t in tasks.items() if t["pool"] == "cc_intake_link"} == link_steps
+    assert {t["pool"] for n, t in tasks.items() if n not in link_steps} == {"default_pool"}
 
 
 def test_production_never_shows_the_sandbox(tmp_path: Path) -> None:

@@ -60,6 +60,14 @@ def test_make_settings_creates_then_leaves_unchanged_then_updates(airflow_db: Pa
     smtp = stored("smtp_default")
     assert smtp.extra_dejson["disable_ssl"] is True and smtp.extra_dejson["disable_tls"] is True
     assert "sandbox-acme-token" not in first.stdout  # secrets are never printed
+    # The shared link's pool, and its slots where a task can read them (#11).
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
+
+    link = Pool.get_pool("cc_intake_link")
+    assert link is not None and link.slots == 4
+    assert Variable.get("cc_intake_link_slots") == "4"
+    assert "CC_INTAKE_LINK_POOL=cc_intake_link" in first.stdout
 
     again = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     assert again.returncode == 0, again.stderr
@@ -72,9 +80,6 @@ def test_make_settings_creates_then_leaves_unchanged_then_updates(airflow_db: Pa
     lines = apply_settings(parse_settings(doc, root=ROOT))
     assert lines[0].startswith("connection sftp_acme: updated (sftp 127.0.0.1:2999")
     assert stored("sftp_acme").port == 2999
-
-    from airflow.models.pool import Pool
-    from airflow.models.variable import Variable
 
     pool = Pool.get_pool("cc_intake_sftp")
     assert pool is not None

@@ -120,6 +120,10 @@ def test_make_up_serves_the_sandbox_dags_and_stops_clean(tmp_path: Path) -> None
         banner = log.read_text()
         assert f"overview page   {base}/cc-intake/" in banner
         assert f"login           admin / {password}" in banner
+        # The link pool exists before the banner (#11): a copy in a missing pool never runs.
+        assert "[up] link pool cc_intake_link (4 slots)" in banner
+        pool = get_json(f"{base}/api/v2/pools/cc_intake_link", token=token)
+        assert isinstance(pool, dict) and pool["slots"] == 4, pool
         assert f"SFTP acme_abidjan   127.0.0.1:{ports['CC_INTAKE_UP_SFTP_ACME_PORT']}" in banner
         known_hosts = (work / "sandbox" / up.KNOWN_HOSTS_NAME).read_text()
         assert f"[127.0.0.1]:{ports['CC_INTAKE_UP_SFTP_BAOBAB_PORT']} ssh-ed25519 " in known_hosts

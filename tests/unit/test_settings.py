@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from include.cc_intake.airflow.link_budget import DEFAULT_POOL_NAME
 from include.cc_intake.airflow.settings import (
     ConnectionSpec,
     PoolSpec,
@@ -47,7 +48,15 @@ def test_project_settings_describe_the_make_up_sandbox() -> None:
     smtp = conns["smtp_default"]
     assert smtp.conn_type == "smtp"
     assert smtp.extra["disable_ssl"] is True and smtp.extra["disable_tls"] is True
-    assert settings.pools == () and settings.variables == ()
+    # The shared link's pool (contract §8.1); its name is the one link_budget defaults to.
+    assert settings.pools == (
+        PoolSpec(
+            DEFAULT_POOL_NAME,
+            4,
+            "Copies and report fetches over the shared provider link (cc-intake)",
+        ),
+    )
+    assert settings.variables == ()
 
 
 def test_astro_fields_map_to_the_connection_model(tmp_path: Path) -> None:

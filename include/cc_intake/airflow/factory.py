@@ -24,6 +24,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule
 
 from include.cc_intake import constants as C
+from include.cc_intake.airflow.link_budget import task_kwargs as link_task_kwargs
 from include.cc_intake.airflow.tasks import (
     ConfigErrorOperator,
     CopyRecordingsOperator,
@@ -121,13 +122,19 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
         # all_done: a wait that gave up (wait_timeout) must not cost us the files that did
         # arrive; they land and the reconciliation names the gap (contract §8.1). After a
         # wait that failed otherwise (host key, no report) the next steps fail on their own.
+        # The steps that use the link: the provider's Celery queue, and the link pool when
+        # CC_INTAKE_LINK_POOL names it (contract §8.1; link_budget.py).
+        link = link_task_kwargs(cfg)
         copy = CopyRecordingsOperator(
             task_id=C.TASK_COPY,
             provider=cfg,
             max_active_tis_per_dag=1,
             trigger_rule=TriggerRule.ALL_DONE,
+            **link,
         )
-        report = FetchReportOperator(task_id=C.TASK_REPORT, provider=cfg, max_active_tis_per_dag=1)
+        report = FetchReportOperator(
+            task_id=C.TASK_REPORT, provider=cfg, max_active_tis_per_dag=1, **link
+        )
         validate = ValidateRecordingsOperator(task_id=C.TASK_VALIDATE, provider=cfg)
         wait >> copy >> report >> validate
         # A run's state is its leaves' state: without this leaf, a run whose wait gave up but

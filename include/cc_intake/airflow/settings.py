@@ -296,6 +296,31 @@ def apply_settings(settings: Settings, *, environ: Mapping[str, str] | None = No
         as_json = not isinstance(var.value, str)
         Variable.set(var.key, var.value, description=var.description, serialize_json=as_json)
         lines.append(f"variable {var.key}: set")
+    lines += _link_pool_lines(settings, environ)
+    return lines
+
+
+def _link_pool_lines(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """The link pool's slots as a Variable (tasks cannot read a pool), and how to turn it on."""
+    from airflow.models.variable import Variable
+
+    from include.cc_intake.airflow.link_budget import DEFAULT_POOL_NAME, LINK_POOL, LINK_SLOTS
+
+    wanted = environ.get(LINK_POOL, "").strip() or DEFAULT_POOL_NAME
+    pool = next((p for p in settings.pools if p.name == wanted), None)
+    if pool is None:
+        return []
+    key = LINK_SLOTS.lower()
+    if any(v.key == key for v in settings.variables):
+        return []  # the file sets it explicitly
+    slots = max(pool.slots, 1)  # -1 (unlimited): no split
+    Variable.set(key, str(slots), description=f"slots of the pool {pool.name} (cc-intake)")
+    lines = [f"variable {key}: set ({slots}, the slots of the link pool {pool.name})"]
+    if environ.get(LINK_POOL, "").strip() != pool.name:
+        lines.append(
+            f"note: the copy steps use the pool {pool.name} only once {LINK_POOL}={pool.name} "
+            "is in the environment of the scheduler, the dag-processor and the workers"
+        )
     return lines
 
 

@@ -24,6 +24,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from include.cc_intake import constants as C
+from include.cc_intake.airflow.link_budget import copy_rate, with_rate
 from include.cc_intake.airflow.links import proof_url
 from include.cc_intake.airflow.locks import day_lock
 from include.cc_intake.airflow.sftp import open_sftp, parse_report_bytes, read_remote_report
@@ -323,12 +324,17 @@ class CopyRecordingsOperator(ProviderOperator):
         day = self.day(context)
         layout = self.layout(context)
         refuse_purged_day(context, layout, "recordings")
+        # The link's budget per pool slot and the provider's own cap: the lower wins (#11).
+        rate = copy_rate(self.provider)
+        provider = with_rate(self.provider, rate)
+        if rate is not None:
+            self.log.info("%s %s: copying at most %d bytes/s", self.provider.id, day, rate)
 
         async def run() -> Any:
             async with open_sftp(self.provider, day) as sftp:
                 return await copy_day(
                     sftp,
-                    self.provider,
+                    provider,
                     day,
                     layout=layout,
                     token=self.token(context),

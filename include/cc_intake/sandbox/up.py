@@ -3,7 +3,9 @@
 Starts the sandbox (one SFTP server per fictional provider, the CRM export server, an SMTP
 sink) on fixed ports so that ``airflow_settings.yaml`` can describe it, then `airflow
 standalone` (api-server, scheduler, dag-processor, triggerer) with the sandbox connections in
-its environment. Unlike `make demo`, deadlines stay on: the real scheduler handles them.
+its environment, and the link pool of ``airflow_settings.yaml`` (created once the API answers,
+named by ``CC_INTAKE_LINK_POOL``). Unlike `make demo`, deadlines stay on: the real scheduler
+handles them.
 
 Ports (env overrides): UI ``CC_INTAKE_UP_PORT`` (8080), ``CC_INTAKE_UP_SFTP_ACME_PORT`` (2222),
 ``CC_INTAKE_UP_SFTP_BAOBAB_PORT`` (2223), ``CC_INTAKE_UP_CRM_PORT`` (8181),
@@ -54,10 +56,15 @@ class _Stop(Exception):
     """SIGTERM arrived: leave the wait loop and clean up like on Ctrl-C."""
 
 
-def ports_from_env(environ: Mapping[str, str]) -> dict[str, int]:
-    """Every port `make up` uses: the defaults, overridden by the ``CC_INTAKE_UP_*`` variables."""
+def ports_from_env(
+    environ: Mapping[str, str], table: Mapping[str, tuple[str, int]] = PORTS
+) -> dict[str, int]:
+    """Every port `make up` uses: the defaults, overridden by the ``CC_INTAKE_UP_*`` variables.
+
+    ``table`` (name -> (variable, default)) lets `make cluster` add its own ports.
+    """
     ports: dict[str, int] = {}
-    for name, (var, default) in PORTS.items():
+    for name, (var, default) in table.items():
         raw = environ.get(var, "").strip()
         if not raw:
             ports[name] = default
@@ -70,14 +77,16 @@ def ports_from_env(environ: Mapping[str, str]) -> dict[str, int]:
     return ports
 
 
-def check_ports_free(ports: Mapping[str, int]) -> None:
+def check_ports_free(
+    ports: Mapping[str, int], table: Mapping[str, tuple[str, int]] = PORTS
+) -> None:
     """Fail early, naming the variable to change, rather than deep inside a server's start."""
     for name, port in ports.items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
-                var = PORTS[name][0]
+                var = table[name][0]
                 raise SystemExit(
                     f"[up] port {HOST}:{port} ({name}) is taken: stop what uses it or set {var}"
                 ) from None
@@ -94,6 +103,7 @@ def standalone_env(work: Path, ui_port: int) -> dict[str, str]:
     if "AIRFLOW__CORE__PARALLELISM" not in os.environ:
         # LocalExecutor forks one worker per slot up front: 32 idle workers for a look is waste.
         env["AIRFLOW__CORE__PARALLELISM"] = "8"
+    env.update(link_pool_env())
     env.update(
         {
             "AIRFLOW__API__HOST": HOST,  # loopback only: standalone's admin is for a local look
@@ -108,6 +118,29 @@ def standalone_env(work: Path, ui_port: int) -> dict[str, str]:
         }
     )
     return env
+
+
+def link_pool_env() -> dict[str, str]:
+    """``CC_INTAKE_LINK_POOL`` / ``_SLOTS`` for the pool ``airflow_settings.yaml`` declares."""
+    from include.cc_intake.airflow.link_budget import LINK_POOL, LINK_SLOTS
+    from include.cc_intake.sandbox.cluster import link_pool
+
+    name, slots, _ = link_pool()
+    return {LINK_POOL: name, LINK_SLOTS: str(max(slots, 1))}
+
+
+def create_link_pool(env: Mapping[str, str]) -> str:
+    """Create (or resize) the link pool in the metadata DB of ``env``'s Airflow."""
+    from include.cc_intake.sandbox.cluster import link_pool
+
+    name, slots, description = link_pool()
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "set", name, str(slots), description],
+        env=dict(env),
+        check=True,
+        capture_output=True,
+    )
+    return f"{name} ({slots} slots)"
 
 
 def write_known_hosts(sandbox: Sandbox) -> Path:
@@ -271,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = False
         while proc.poll() is None:
             if not shown and health(ports["ui"]) is not None:
+                # Before the banner: a copy step in a missing pool would never be scheduled.
+                print(f"[up] link pool {create_link_pool(run_env)}", flush=True)
                 print(banner(sandbox, env, ports, work), flush=True)
                 shown = True
             elif not shown and time.monotonic() - started > READY_TIMEOUT_S:
