@@ -101,6 +101,9 @@ def is_received(status: str) -> bool:
 def columns(group_names: Iterable[str], extra_names: Iterable[str] = ()) -> list[str]:
     groups = sorted(set(group_names))
     extras = [name for name in extra_names if name not in LEADING_COLUMNS and name not in groups]
+    # The added columns in their stable order (contract §8), whichever row brought them first.
+    order = {name: i for i, name in enumerate(C.MANIFEST_ADDED_COLUMNS)}
+    extras.sort(key=lambda name: order.get(name, len(order)))
     return [*LEADING_COLUMNS, *groups, *extras]
 
 
