@@ -167,7 +167,7 @@ async def _look_remote(
 ) -> SftpLook:
     import asyncssh
 
-    from include.cc_intake.airflow.tasks import open_sftp
+    from include.cc_intake.airflow.sftp import open_sftp
     from include.cc_intake.transfer import list_folder
 
     cfg = provider.recordings
@@ -233,7 +233,7 @@ async def _look_report(
     """Read and parse the day's report the way the report step does."""
     import asyncssh
 
-    from include.cc_intake.airflow.tasks import parse_report_bytes, read_remote_report
+    from include.cc_intake.airflow.sftp import parse_report_bytes, read_remote_report
 
     report = ReportLook(render_folder(provider.daily_report.path, day))
     try:

@@ -26,7 +26,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, A
 from include.cc_intake import constants as C
 from include.cc_intake.airflow.links import proof_url
 from include.cc_intake.airflow.locks import day_lock
-from include.cc_intake.airflow.sftp import open_sftp, parse_report_bytes, read_remote_report
+from include.cc_intake.airflow.remote import open_remote, read_report
+from include.cc_intake.airflow.sftp import parse_report_bytes
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
@@ -220,11 +221,11 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         cfg = self.provider.recordings
 
         async def look() -> Readiness:
-            async with open_sftp(self.provider, day) as sftp:
-                first = await list_day(sftp, cfg, day)
-                content = await read_remote_report(sftp, self.provider, day)
+            async with open_remote(self.provider, day) as remote:
+                first = await list_day(remote, cfg, day)
+                content = await read_report(remote, self.provider, day)
                 await asyncio.sleep(cfg.settle.total_seconds())
-                second = await list_day(sftp, cfg, day)
+                second = await list_day(remote, cfg, day)
             expected = None
             note = f"report {render_folder(self.provider.daily_report.path, day)} not found"
             if content is not None:
@@ -287,9 +288,9 @@ class CopyRecordingsOperator(ProviderOperator):
         layout = self.layout(context)
 
         async def run() -> Any:
-            async with open_sftp(self.provider, day) as sftp:
+            async with open_remote(self.provider, day) as remote:
                 return await copy_day(
-                    sftp,
+                    remote,
                     self.provider,
                     day,
                     layout=layout,
@@ -353,8 +354,8 @@ class FetchReportOperator(ProviderOperator):
         remote = render_folder(self.provider.daily_report.path, day)
 
         async def fetch() -> bytes | None:
-            async with open_sftp(self.provider, day) as sftp:
-                return await read_remote_report(sftp, self.provider, day)
+            async with open_remote(self.provider, day) as remote:
+                return await read_report(remote, self.provider, day)
 
         content = asyncio.run(fetch())
         if content is None:
