@@ -395,6 +395,7 @@ class ValidateRecordingsOperator(ProviderOperator):
             day=day,
         )
         result = validate_recordings(layout.manifest, report, self.provider, day)
+        self._note_backup(layout, result)
         url = self.keep_proof(context, layout, "recordings", result)
         if not result.get("success"):
             rec = result.get("reconciliation") or {}
@@ -410,6 +411,15 @@ class ValidateRecordingsOperator(ProviderOperator):
                 proof=url,
             )
         return {"success": True, "proof": url}
+
+    def _note_backup(self, layout: DayLayout, result: dict[str, Any]) -> None:
+        """Name the backup endpoints that served the day (proof page, summary, overview)."""
+        from include.cc_intake.manifest import read_manifest, served_by_backup
+
+        cfg = self.provider.recordings
+        backup = served_by_backup(read_manifest(layout.manifest, cfg.group_names), cfg.conn_id)
+        if backup:
+            result["served_by_backup"] = backup
 
 
 class ExportDigitalOperator(ProviderOperator):
