@@ -135,6 +135,9 @@ def test_same_files_same_classification_as_sftp(ftps_server: FtpsHandle, tmp_pat
     for rel, content in tree.items():
         served(ftps_server, rel, content)
     (ftps_server.files / "exports/inbound/20261125/sub").mkdir(mode=0o755)
+    link = "exports/inbound/20261125/20261125_120000_AG09_C666.wav"
+    # Relative, to a file inside the root: a chrooted server does not list a dangling link.
+    (ftps_server.files / link).symlink_to("20261125_080102_AG01_C1001.wav")
     cfg = make_provider(ftps_server)  # type: ignore[arg-type]
 
     async def over_ftps() -> Any:
@@ -149,6 +152,7 @@ def test_same_files_same_classification_as_sftp(ftps_server: FtpsHandle, tmp_pat
         for rel, content in tree.items():
             put(sftp_server, rel, content)
         (sftp_server.files / "exports/inbound/20261125/sub").mkdir()
+        (sftp_server.files / link).symlink_to("20261125_080102_AG01_C1001.wav")
 
         async def over_sftp() -> Any:
             async with sftp_server.sftp() as sftp:
@@ -169,7 +173,8 @@ def test_same_files_same_classification_as_sftp(ftps_server: FtpsHandle, tmp_pat
         )
 
     assert shape(ftps_listing) == shape(sftp_listing)
-    assert len(shape(ftps_listing)) == 7  # the six files and the folder `sub`
+    assert len(shape(ftps_listing)) == 8  # six files, the folder `sub` and a link
+    assert ("ENTRANTS", Path(link).name, None, "symlink", "not_regular_file") in shape(ftps_listing)
     by_name = {e.rel_name: e for e in ftps_listing["ENTRANTS"]}
     exact = int(OLD)
     # MLSD times are exact; LIST times (vsftpd) are whole minutes of the same instant.

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -119,8 +120,11 @@ class FtpsServer:
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.filesystems import AbstractedFS
         from pyftpdlib.handlers import TLS_FTPHandler
+        from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
+        # Its INFO lines (one per poll of the loop below, one per session) drown the task logs.
+        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         owner = self
         authorizer = DummyAuthorizer()
         perm = "elradfmwMT" if self.writable else "elr"
@@ -142,6 +146,22 @@ class FtpsServer:
                 if owner.list_fault is not None:
                     yield (owner.list_fault + "\r\n").encode()
 
+            def format_mlsx(
+                self, basedir: str, listing: Any, perms: Any, facts: Any, ignore_err: bool = True
+            ) -> Any:
+                # pyftpdlib stats through links: show a link as a link, as ProFTPD does (and
+                # the SFTP sandbox), so the client under test has to reject it itself.
+                for name in listing:
+                    link = os.path.islink(os.path.join(basedir, name))
+                    for line in super().format_mlsx(basedir, [name], perms, facts, ignore_err):
+                        if link:
+                            line = (
+                                line.replace(b"type=file;", b"type=OS.unix=slink;")
+                                if isinstance(line, bytes)
+                                else line.replace("type=file;", "type=OS.unix=slink;")
+                            )
+                        yield line
+
         Handler.authorizer = authorizer
         Handler.abstracted_fs = FaultyFS
         if not self.mlsd:
@@ -149,7 +169,9 @@ class FtpsServer:
                 k: v for k, v in TLS_FTPHandler.proto_cmds.items() if k not in ("MLSD", "MLST")
             }
         Handler.passive_ports = None
-        self._server = FTPServer(("127.0.0.1", self.port), Handler)
+        # Its own loop: pyftpdlib's default is one per process, and two sandbox servers (a
+        # primary and its backup) polled from two threads would close each other's sockets.
+        self._server = FTPServer(("127.0.0.1", self.port), Handler, ioloop=IOLoop())
         self.port = int(self._server.address[1])
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name="sandbox-ftps", daemon=True)
@@ -159,7 +181,7 @@ class FtpsServer:
     def _serve(self) -> None:
         server = self._server
         while not self._stop.is_set():
-            server.serve_forever(timeout=0.1, blocking=False)
+            server.ioloop.loop(0.1, blocking=False)  # serve_forever logs each call
         server.close_all()
 
     def stop(self) -> None:
