@@ -89,3 +89,25 @@ def test_pins_compare_without_colons_or_case() -> None:
 
 def test_endpoint_repr_hides_the_password() -> None:
     assert "s3cret" not in repr(FtpsEndpoint("h", password="s3cret"))
+
+
+def test_blocking_limiter_shares_one_budget_across_threads() -> None:
+    import threading
+
+    from include.cc_intake.ftps import BlockingRateLimiter
+
+    limiter = BlockingRateLimiter(1_000_000_000)  # 1 GB/s: the sleeps stay tiny
+    start = limiter._next
+
+    def book() -> None:
+        for _ in range(10):
+            limiter.consume_blocking(100_000)
+
+    threads = [threading.Thread(target=book) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 4 MB booked at 1 GB/s: the budget's end moved by at least 4 ms, whatever the interleaving.
+    assert limiter._next - start >= 4_000_000 / 1_000_000_000
+    assert BlockingRateLimiter(None).chunk == BlockingRateLimiter(0).chunk
