@@ -335,3 +335,34 @@ def test_list_only_server_copies_like_mlsd(tmp_path: Path) -> None:
     assert summary.failures == []
     for rel, content in files.items():
         assert landed(root, rel).read_bytes() == content
+
+
+def test_list_only_server_readiness_sees_a_young_file_moving(tmp_path: Path) -> None:
+    """LIST times are minutes: MDTM settles the in-scope files too young to judge."""
+    import time
+
+    from include.cc_intake.recordings import assess_readiness
+
+    with pyftpdlib_server(tmp_path / "server", mlsd=False) as server:
+        seed(server)
+        young = "exports/outbound/20261125/20261125_235900_AG03_C2002.wav"
+        when = int(time.time()) - 30  # min_file_age is 5m
+        when -= 1 if when % 60 == 0 else 0  # not on a whole minute: LIST would show less
+        served(server, young, b"y" * 4000, mtime=when)
+        cfg = make_provider(server)  # type: ignore[arg-type]
+
+        async def look() -> Any:
+            source = source_for(server)
+            try:
+                return await list_day(source, cfg.recordings, DAY)
+            finally:
+                await source.aclose()
+
+        first, second = asyncio.run(look()), asyncio.run(look())
+    readiness = assess_readiness(
+        first, second, cfg=cfg.recordings, day=DAY, now=time.time(), expected={"ENTRANTS": 3}
+    )
+    states = {d.direction: (d.state, d.moving) for d in readiness.directions}
+    assert states == {"ENTRANTS": ("ready", 0), "SORTANTS": ("moving", 1)}
+    [entry] = [e for e in second["SORTANTS"] if e.rel_name == Path(young).name]
+    assert entry.mtime == when  # MDTM's exact time, not the listed minute
