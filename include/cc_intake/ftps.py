@@ -277,11 +277,21 @@ class FtpsSession:
                 raise self._remote_error(f"cannot open folder {path}", exc) from None
             try:
                 rows = self._mlsd(path) if self.has_mlsd else self._list(path, now)
+            except UnicodeDecodeError:
+                self.broken = True
+                raise RemoteError(
+                    f"{self.where}: the listing of {path} has a name that is not UTF-8; ask the "
+                    "provider to rename it (or to enable UTF-8 on its server)"
+                ) from None
+            except (OSError, EOFError, ftplib.Error) as exc:
+                self.broken = True
+                raise self._remote_error(f"cannot list {path}", exc) from None
             finally:
-                with contextlib.suppress(ftplib.Error):
-                    self.ftp.cwd(self.home)
-                # ftplib lists in ASCII mode (TYPE A): back to binary for RETR and SIZE.
-                self.ftp.voidcmd("TYPE I")
+                if not self.broken:
+                    with contextlib.suppress(ftplib.Error):
+                        self.ftp.cwd(self.home)
+                    # ftplib lists in ASCII mode (TYPE A): back to binary for RETR and SIZE.
+                    self.ftp.voidcmd("TYPE I")
             for name, kind, size, mtime, step in rows:
                 if name in (".", ".."):
                     continue
@@ -387,6 +397,9 @@ class FtpsSession:
         except ftplib.error_perm as exc:
             if str(exc).startswith("550"):
                 return None
+            raise self._remote_error(f"cannot read {path}", exc) from None
+        except (OSError, EOFError, ftplib.Error) as exc:
+            self.broken = True
             raise self._remote_error(f"cannot read {path}", exc) from None
         return b"".join(parts)
 
@@ -618,7 +631,11 @@ def connect(endpoint: FtpsEndpoint, *, where: str) -> FtpsSession:
         ftp.prot_p()
         ftp.set_pasv(True)
         ftp.voidcmd("TYPE I")
-        return FtpsSession(ftp, endpoint, where, fingerprint)
+        session = FtpsSession(ftp, endpoint, where, fingerprint)
+        if "UTF8" in session.features:
+            with contextlib.suppress(ftplib.Error):  # Windows servers (Titan) want it asked
+                ftp.sendcmd("OPTS UTF8 ON")
+        return session
     except CertificateError:
         ftp.close()
         raise

@@ -366,3 +366,29 @@ def test_list_only_server_readiness_sees_a_young_file_moving(tmp_path: Path) -> 
     assert states == {"ENTRANTS": ("ready", 0), "SORTANTS": ("moving", 1)}
     [entry] = [e for e in second["SORTANTS"] if e.rel_name == Path(young).name]
     assert entry.mtime == when  # MDTM's exact time, not the listed minute
+
+
+@pytest.mark.parametrize("kind", ["vsftpd", "proftpd"])
+def test_a_name_that_is_not_utf8_is_a_clear_error(kind: str, tmp_path: Path) -> None:
+    """Servers that send names as raw bytes: a Latin-1 name fails the listing, named."""
+    require(kind)
+    with FACTORIES[kind](tmp_path / "server") as server:
+        seed(server)
+        folder = server.files / "exports/inbound/20261125"
+        odd = os.path.join(os.fsencode(folder), b"appel_caf\xe9.wav")
+        with open(odd, "wb") as handle:
+            handle.write(b"x" * 100)
+        os.chmod(odd, 0o644)
+        cfg = make_provider(server)  # type: ignore[arg-type]
+
+        async def go() -> Any:
+            source = source_for(server)
+            try:
+                return await list_day(source, cfg.recordings, DAY)
+            finally:
+                await source.aclose()
+
+        with pytest.raises(RemoteError) as caught:
+            asyncio.run(go())
+    assert "not UTF-8" in str(caught.value)
+    assert "/exports/inbound/20261125" in str(caught.value)
