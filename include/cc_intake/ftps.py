@@ -218,11 +218,17 @@ class FtpsSession:
     """
 
     def __init__(
-        self, ftp: ReusingFTP_TLS, endpoint: FtpsEndpoint, where: str, fingerprint: str
+        self,
+        ftp: ReusingFTP_TLS,
+        endpoint: FtpsEndpoint,
+        where: str,
+        fingerprint: str,
+        facts: Mapping[str, Any] | None = None,
     ) -> None:
         self.ftp = ftp
         self.endpoint = endpoint
         self.where = where
+        self.facts = dict(facts or {})  # provider, day: the errors' attributes
         self.fingerprint = fingerprint
         self.broken = False
         self.features = self._features()
@@ -250,8 +256,11 @@ class FtpsSession:
         except (OSError, EOFError, ftplib.Error, ValueError):
             self.ftp.close()
 
+    def _fail(self, message: str) -> RemoteError:
+        return RemoteError(message, **self.facts)
+
     def _remote_error(self, what: str, exc: BaseException) -> RemoteError:
-        return RemoteError(
+        return self._fail(
             f"{self.where}: {what} on the FTPS server of connection "
             f"{self.endpoint.name or self.endpoint.host!r}: {type(exc).__name__}: {exc}"
         )
@@ -279,7 +288,7 @@ class FtpsSession:
                 rows = self._mlsd(path) if self.has_mlsd else self._list(path, now)
             except UnicodeDecodeError:
                 self.broken = True
-                raise RemoteError(
+                raise self._fail(
                     f"{self.where}: the listing of {path} has a name that is not UTF-8; ask the "
                     "provider to rename it (or to enable UTF-8 on its server)"
                 ) from None
@@ -318,11 +327,11 @@ class FtpsSession:
                 size = int(lowered.get("size") or lowered.get("sizd") or 0)
                 mtime = parse_mlsd_time(lowered["modify"]) if "modify" in lowered else 0
             except ValueError:
-                raise RemoteError(
+                raise self._fail(
                     f"{self.where}: MLSD of {path} gave an unreadable entry {name!r}: {facts}"
                 ) from None
             if kind == "file" and ("size" not in lowered or "modify" not in lowered):
-                raise RemoteError(
+                raise self._fail(
                     f"{self.where}: MLSD of {path} gave no size or modify time for {name!r}"
                 )
             rows.append((name, kind, size, mtime, 1))
@@ -336,7 +345,7 @@ class FtpsSession:
             try:
                 parsed = parse_list_line(line, now)
             except ValueError as exc:
-                raise RemoteError(
+                raise self._fail(
                     f"{self.where}: cannot read the listing of {path}: {exc}. Expected the "
                     "Unix `ls -l` format (or MLSD)"
                 ) from None
@@ -601,8 +610,15 @@ class BlockingRateLimiter(RateLimiter):
 # --- connecting -----------------------------------------------------------------------------
 
 
-def connect(endpoint: FtpsEndpoint, *, where: str) -> FtpsSession:
-    """Open, verify and log in; ``where`` ("<provider> <day>") starts every error message.
+def connect(
+    endpoint: FtpsEndpoint,
+    *,
+    where: str,
+    provider: str | None = None,
+    day: dt.date | None = None,
+) -> FtpsSession:
+    """Open, verify and log in; ``where`` ("<provider> <day>") starts every error message, and
+    ``provider`` and ``day`` are the errors' attributes.
 
     The certificate is checked before the login is sent: a wrong one is a
     :class:`CertificateError` (never retried, never a reason to try another endpoint); a
@@ -623,7 +639,9 @@ def connect(endpoint: FtpsEndpoint, *, where: str) -> FtpsSession:
                 f"{where}: the FTPS server of connection {name!r} ({endpoint.host}:"
                 f"{endpoint.port}) presented a certificate whose SHA-256 is {fingerprint}, "
                 f"not the pinned {pin}. Verify it with the provider, then set the "
-                "connection's `cert_sha256` extra; see `make check`."
+                "connection's `cert_sha256` extra; see `make check`.",
+                provider=provider,
+                day=day,
             )
         ftp.sock.settimeout(endpoint.timeout)
         ftp.timeout = endpoint.timeout
@@ -631,7 +649,7 @@ def connect(endpoint: FtpsEndpoint, *, where: str) -> FtpsSession:
         ftp.prot_p()
         ftp.set_pasv(True)
         ftp.voidcmd("TYPE I")
-        session = FtpsSession(ftp, endpoint, where, fingerprint)
+        session = FtpsSession(ftp, endpoint, where, fingerprint, {"provider": provider, "day": day})
         if "UTF8" in session.features:
             with contextlib.suppress(ftplib.Error):  # Windows servers (Titan) want it asked
                 ftp.sendcmd("OPTS UTF8 ON")
@@ -645,13 +663,17 @@ def connect(endpoint: FtpsEndpoint, *, where: str) -> FtpsSession:
             f"{where}: the FTPS server of connection {name!r} ({endpoint.host}:{endpoint.port}) "
             f"presented a certificate that is not trusted by {endpoint.ca_file or 'the system'}"
             f" ({exc.verify_message}). Verify it with the provider, then set the connection's "
-            "`ca_file` or `cert_sha256` extra; see `make check`."
+            "`ca_file` or `cert_sha256` extra; see `make check`.",
+            provider=provider,
+            day=day,
         ) from None
     except (OSError, EOFError, ftplib.Error) as exc:
         ftp.close()
         raise RemoteError(
             f"{where}: cannot open an FTPS session with connection {name!r} "
-            f"({endpoint.host}:{endpoint.port}): {type(exc).__name__}: {exc}"
+            f"({endpoint.host}:{endpoint.port}): {type(exc).__name__}: {exc}",
+            provider=provider,
+            day=day,
         ) from None
 
 

@@ -193,4 +193,5 @@ def test_ftps_primary_with_a_wrong_certificate_fails_and_backup_is_untouched(
     message = str(caught.value)
     assert message.startswith("acme_abidjan 2026-11-25:")
     assert "certificate" in message and "ftps_primary" in message
+    assert (caught.value.provider, caught.value.day) == ("acme_abidjan", DAY)  # its facts
     assert mail.messages() == []

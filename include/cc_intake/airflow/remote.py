@@ -85,13 +85,9 @@ async def open_ftps(
     where = f"{provider.id} {day}"
 
     def open_session() -> ftps.FtpsSession:
-        return ftps.connect(endpoint, where=where)
+        return ftps.connect(endpoint, where=where, provider=provider.id, day=day)
 
-    try:
-        session = await asyncio.to_thread(open_session)
-    except RemoteError as exc:  # CertificateError included: the facts the e-mail reads
-        exc.provider, exc.day = provider.id, day
-        raise
+    session = await asyncio.to_thread(open_session)
     source = ftps.FtpsSource(session, open_session, endpoint=conn_id)
     try:
         yield source
