@@ -335,7 +335,7 @@ def deadline_missed(
             (
                 "Ouvrir l'exécution dans Airflow (lien ci-dessous) et voir quelle étape attend.",
                 "Si l'attente des enregistrements est en cours : les fichiers du jour ne sont pas "
-                "(ou pas tous) sur le serveur SFTP du prestataire. Contacter le prestataire pour "
+                "(ou pas tous) sur le serveur du prestataire. Contacter le prestataire pour "
                 "qu'il les dépose ; l'exécution les copiera d'elle-même s'ils arrivent avant la "
                 "fin du délai d'attente (wait_timeout).",
                 "Si une étape échoue ensuite, un e-mail d'échec précisera quoi corriger. "
@@ -423,7 +423,7 @@ def recordings_not_ready(failure: Failure) -> Email:
         SUBJECTS["not_ready"],
         lead=(
             f"Les enregistrements du {day} ne sont pas disponibles (absents, moins nombreux "
-            f"que ne l'annonce le rapport, ou encore en cours d'écriture) sur le serveur SFTP "
+            f"que ne l'annonce le rapport, ou encore en cours d'écriture) sur le serveur "
             f"du prestataire {name} à la fin du délai d'attente"
             + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
             + " Ce qui est arrivé est tout de même copié puis rapproché du rapport : "
@@ -509,7 +509,7 @@ def copy_failed(failure: Failure, *, host_key: bool = False, certificate: bool =
             ),
         )
     first = (
-        "Vérifier que le serveur SFTP répond et que nos identifiants sont valides : "
+        "Vérifier que le serveur répond et que nos identifiants sont valides : "
         f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day} "
         "(ne copie rien) ; vérifier aussi l'espace disque de la racine des données."
     )
@@ -517,7 +517,7 @@ def copy_failed(failure: Failure, *, host_key: bool = False, certificate: bool =
         failure,
         SUBJECTS["copy"],
         lead=(
-            f"La copie des enregistrements du {day} depuis le serveur SFTP du "
+            f"La copie des enregistrements du {day} depuis le serveur du "
             f"prestataire {name} a échoué"
             + _tries(failure)
             + " Les fichiers déjà copiés sont complets et conservés ; aucun fichier partiel "
