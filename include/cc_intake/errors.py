@@ -11,6 +11,7 @@ IntakeError                   provider, day
 ├── ConfigError               a provider YAML is missing, malformed or inconsistent   (no retry)
 ├── RemoteError               the provider's server cannot be used
 │   ├── HostKeyError          the server's host key is unknown or does not match      (no retry)
+│   │   └── CertificateError  the FTPS server's certificate is not trusted            (no retry)
 │   └── TransferError         a copy failed (size changed, connection lost, …)         files
 ├── RecordingsNotReady        the day's recordings are absent or still moving    directions, waited
 ├── UnsafePathError           a remote name or landing path would escape its folder   (no retry)
@@ -92,6 +93,14 @@ class HostKeyError(RemoteError):
     """The provider's SSH host key is unknown or does not match the configured one."""
 
     retryable = False  # the same key comes back until someone checks it with the provider
+
+
+class CertificateError(HostKeyError):
+    """The provider's FTPS certificate does not match the pinned SHA-256 or the CA file.
+
+    The FTPS counterpart of a host key mismatch: never retried, never a reason to try the
+    next endpoint.
+    """
 
 
 class TransferError(RemoteError):

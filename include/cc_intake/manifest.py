@@ -98,9 +98,26 @@ def is_received(status: str) -> bool:
     return status.strip() in RECEIVED
 
 
+def served_by_backup(rows: Iterable[ManifestRow], primary: str) -> list[str]:
+    """The endpoints other than ``primary`` that served received rows (``endpoint`` column).
+
+    Empty when the primary served everything, or for manifests written before the column.
+    """
+    return sorted(
+        {
+            endpoint
+            for row in rows
+            if row.landed and (endpoint := row.extra.get("endpoint", "")) and endpoint != primary
+        }
+    )
+
+
 def columns(group_names: Iterable[str], extra_names: Iterable[str] = ()) -> list[str]:
     groups = sorted(set(group_names))
     extras = [name for name in extra_names if name not in LEADING_COLUMNS and name not in groups]
+    # The added columns in their stable order (contract §8), whichever row brought them first.
+    order = {name: i for i, name in enumerate(C.MANIFEST_ADDED_COLUMNS)}
+    extras.sort(key=lambda name: order.get(name, len(order)))
     return [*LEADING_COLUMNS, *groups, *extras]
 
 

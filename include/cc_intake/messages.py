@@ -335,7 +335,7 @@ def deadline_missed(
             (
                 "Ouvrir l'exécution dans Airflow (lien ci-dessous) et voir quelle étape attend.",
                 "Si l'attente des enregistrements est en cours : les fichiers du jour ne sont pas "
-                "(ou pas tous) sur le serveur SFTP du prestataire. Contacter le prestataire pour "
+                "(ou pas tous) sur le serveur du prestataire. Contacter le prestataire pour "
                 "qu'il les dépose ; l'exécution les copiera d'elle-même s'ils arrivent avant la "
                 "fin du délai d'attente (wait_timeout).",
                 "Si une étape échoue ensuite, un e-mail d'échec précisera quoi corriger. "
@@ -423,7 +423,7 @@ def recordings_not_ready(failure: Failure) -> Email:
         SUBJECTS["not_ready"],
         lead=(
             f"Les enregistrements du {day} ne sont pas disponibles (absents, moins nombreux "
-            f"que ne l'annonce le rapport, ou encore en cours d'écriture) sur le serveur SFTP "
+            f"que ne l'annonce le rapport, ou encore en cours d'écriture) sur le serveur "
             f"du prestataire {name} à la fin du délai d'attente"
             + (f" ({_value(details['waited'])})." if details.get("waited") else " (wait_timeout).")
             + " Ce qui est arrivé est tout de même copié puis rapproché du rapport : "
@@ -441,11 +441,12 @@ def recordings_not_ready(failure: Failure) -> Email:
     )
 
 
-def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
+def copy_failed(failure: Failure, *, host_key: bool = False, certificate: bool = False) -> Email:
     """A copy failed after its retries; ``details['files']`` lists the files concerned.
 
     :param host_key: the server's host key is unknown or changed (wait or copy step): no session
         opened, the step failed at once without retry, and the next step is to verify the key.
+    :param certificate: the same for an FTPS server's certificate (pin or CA file).
     """
     details = failure.details or {}
     day, name = _day_key(failure.day), sanitize(failure.provider_name, limit=120)
@@ -454,6 +455,31 @@ def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
     if files:
         facts.append(
             Items("Fichiers concernés", _bullets(files if not isinstance(files, str) else [files]))
+        )
+    if certificate:
+        check = f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day}"
+        return _failure_email(
+            replace(failure, no_retry=True),
+            SUBJECTS["certificate"],
+            lead=(
+                f"Le serveur FTPS du prestataire {name} a présenté un certificat TLS inconnu "
+                "ou différent de celui configuré : la connexion a été refusée avant l'envoi du "
+                f"mot de passe et rien n'a été lu ni copié pour le {day}. Aucun autre point "
+                "d'accès n'a été essayé. Cela peut être un renouvellement légitime du "
+                "certificat ou une interception de la connexion."
+            ),
+            facts=facts,
+            known={"files"},
+            todo=(
+                f"Afficher l'empreinte SHA-256 du certificat que présente le serveur : {check} "
+                "(ne copie rien, n'accepte rien).",
+                f"Faire confirmer cette empreinte par le prestataire {name} par un autre canal. "
+                "Si elle ne correspond pas : ne rien changer et alerter la sécurité.",
+                "Si elle correspond : la mettre dans l'extra « cert_sha256 » de la connexion "
+                "Airflow nommée dans le message d'erreur (ou le fichier de l'autorité dans "
+                "« ca_file »).",
+                _rerun(failure),
+            ),
         )
     if host_key:
         # The session never opened: nothing was listed or copied. A retry would meet the same
@@ -483,7 +509,7 @@ def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
             ),
         )
     first = (
-        "Vérifier que le serveur SFTP répond et que nos identifiants sont valides : "
+        "Vérifier que le serveur répond et que nos identifiants sont valides : "
         f"make check PROVIDER={sanitize(failure.provider_id, limit=80)} DATE={day} "
         "(ne copie rien) ; vérifier aussi l'espace disque de la racine des données."
     )
@@ -491,7 +517,7 @@ def copy_failed(failure: Failure, *, host_key: bool = False) -> Email:
         failure,
         SUBJECTS["copy"],
         lead=(
-            f"La copie des enregistrements du {day} depuis le serveur SFTP du "
+            f"La copie des enregistrements du {day} depuis le serveur du "
             f"prestataire {name} a échoué"
             + _tries(failure)
             + " Les fichiers déjà copiés sont complets et conservés ; aucun fichier partiel "
@@ -735,6 +761,8 @@ FAILURE_BUILDERS: dict[str, Callable[[Failure], Email]] = {
 # proof page that was never written.)
 
 SUBJECTS["manifest"] = "manifeste des enregistrements absent ou illisible"
+SUBJECTS["certificate"] = "certificat FTPS refusé"
+SUBJECTS["backup_endpoint"] = "serveur principal injoignable, point d'accès de secours utilisé"
 
 
 def manifest_missing(failure: Failure) -> Email:
@@ -885,3 +913,54 @@ def retention_failed(failure: Failure) -> Email:
             "passage du lendemain : la purge reprend là où elle s'est arrêtée.",
         ),
     )
+
+
+# --------------------------------------------------------------------------- backup endpoint
+
+
+def primary_unreachable(
+    *,
+    provider_id: str,
+    provider_name: str,
+    day: dt.date | str,
+    served_by: str,
+    unreachable: Sequence[tuple[str, str]],
+    protocol: str = "sftp",
+) -> Email:
+    """The day is served by a backup endpoint: the ones before it did not answer (once a day).
+
+    Not a failure: the run goes on through ``served_by``; the manifest's ``endpoint`` column
+    and the proof page name it.
+
+    :param unreachable: ``(connection id, error)`` of each endpoint tried before, in order.
+    """
+    name = sanitize(provider_name, limit=120)
+    server = "FTPS" if protocol == "ftps" else "SFTP"
+    blocks: list[Block] = [
+        _header(provider_id=provider_id, provider_name=provider_name, day=day),
+        Para(
+            f"Le serveur {server} principal du prestataire {name} n'a pas répondu pour la "
+            f"journée {_day_key(day)} : les enregistrements sont lus par le point d'accès de "
+            f"secours « {sanitize(served_by, limit=120)} ». La copie continue normalement ; "
+            "la colonne « endpoint » du manifeste et la page de preuve indiquent le point "
+            "d'accès qui a servi chaque fichier."
+        ),
+        Items(
+            "Points d'accès injoignables",
+            tuple(
+                f"{sanitize(conn_id, limit=120)} : {sanitize(error, limit=300)}"
+                for conn_id, error in unreachable
+            ),
+        ),
+        Items(
+            "Que faire",
+            (
+                f"Prévenir le prestataire {name} que son lien principal ne répond pas.",
+                "Vérifier la connexion Airflow du point d'accès principal : make check "
+                f"PROVIDER={sanitize(provider_id, limit=80)} DATE={_day_key(day)}.",
+            ),
+            ordered=True,
+        ),
+        Para("Cet avis est envoyé une seule fois par journée traitée."),
+    ]
+    return _email(provider_id, day, SUBJECTS["backup_endpoint"], blocks)

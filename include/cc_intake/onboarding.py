@@ -90,10 +90,12 @@ class HostKeyLook:
     pinned: str | None = None  # fingerprint of the connection's host_key extra, if any
     known_hosts: str | None = None  # the connection's known_hosts file, if any
     error: str | None = None  # the key could not even be read
+    # FTPS: the certificate's SHA-256 (lower-case hex) goes in the ``cert_sha256`` extra.
+    extra_key: str = "host_key"
 
     @property
     def extra(self) -> str:
-        return json.dumps({"host_key": self.public_line})
+        return json.dumps({self.extra_key: self.public_line})
 
 
 @dataclass
@@ -118,6 +120,15 @@ class SftpLook:
     check_disabled: bool = False
     directions: list[DirectionLook] = field(default_factory=list)
     report: ReportLook | None = None
+    protocol: str = "sftp"  # or "ftps": the same look, a certificate instead of a host key
+
+    @property
+    def label(self) -> str:
+        return self.protocol.upper()
+
+    @property
+    def key_name(self) -> str:
+        return "certificate" if self.protocol == "ftps" else "host key"
 
 
 @dataclass
@@ -215,12 +226,12 @@ def assess(result: CheckResult) -> None:
     sftp = result.sftp
     if sftp.host_key is not None and not sftp.connected:
         problems.append(
-            f"SFTP {sftp.conn_id}: unknown host key: verify the server's fingerprint out of band, "
-            "then set the connection extra printed above"
+            f"{sftp.label} {sftp.conn_id}: unknown {sftp.key_name}: verify the server's "
+            "fingerprint out of band, then set the connection extra printed above"
         )
     elif sftp.error:
         what = "unreachable: " if sftp.unreachable else ""
-        problems.append(f"SFTP {sftp.conn_id}: {what}{sftp.error}")
+        problems.append(f"{sftp.label} {sftp.conn_id}: {what}{sftp.error}")
     if sftp.check_disabled:
         text = (
             f"SFTP {sftp.conn_id}: host key check disabled (no_host_key_check): sandboxes only; "
@@ -338,7 +349,7 @@ def render(result: CheckResult) -> str:
     add("")
 
     sftp = result.sftp
-    add(f"SFTP  {sftp.conn_id}" + (f" → {sftp.address}" if sftp.address else ""))
+    add(f"{sftp.label}  {sftp.conn_id}" + (f" → {sftp.address}" if sftp.address else ""))
     if sftp.connected:
         add(f"  [OK] connecté / connected, {sftp.host_key_note}")
     elif sftp.host_key is None:
@@ -347,16 +358,26 @@ def render(result: CheckResult) -> str:
     hk = sftp.host_key
     if hk is not None:
         if not sftp.connected:
-            add("  [KO] clé d'hôte inconnue / unknown host key: the server's key is not trusted")
+            if sftp.protocol == "ftps":
+                add("  [KO] certificat inconnu / unknown certificate: the server's is not trusted")
+            else:
+                add(
+                    "  [KO] clé d'hôte inconnue / unknown host key: the server's key is not trusted"
+                )
             if hk.pinned:
                 add(
-                    f"       the connection's host_key is {hk.pinned}: it does NOT match the "
-                    "server (key rotated by the provider, or someone in between?)"
+                    f"       the connection's {hk.extra_key} is {hk.pinned}: it does NOT match "
+                    "the server (rotated by the provider, or someone in between?)"
                 )
             elif hk.known_hosts:
                 add(f"       no key for this server in the known_hosts file {hk.known_hosts}")
             else:
-                add("       the connection has no host_key extra and no known_hosts entry")
+                add(
+                    "       the connection has no cert_sha256 extra, and its ca_file (or the "
+                    "system's authorities) does not vouch for it"
+                    if sftp.protocol == "ftps"
+                    else "       the connection has no host_key extra and no known_hosts entry"
+                )
         if hk.error:
             add(f"       server key unreadable: {hk.error}")
         else:
@@ -368,7 +389,11 @@ def render(result: CheckResult) -> str:
             add("          / verify it with the provider out of band FIRST;")
             target = f"connection {sftp.conn_id!r}"
             add(f"       2. puis posez cet extra / then set this extra on {target}")
-            add("          (keep its other keys, drop no_host_key_check):")
+            add(
+                "          (keep its other keys):"
+                if sftp.protocol == "ftps"
+                else "          (keep its other keys, drop no_host_key_check):"
+            )
             add(f"            {hk.extra}")
         if not sftp.connected:
             add("       Rien n'a été listé / nothing was listed.")
@@ -421,7 +446,7 @@ def render(result: CheckResult) -> str:
                     f"{expected} reported{where}"
                 )
     elif not sftp.connected:
-        add("Rapport / report  non vérifié / not checked (no SFTP session)")
+        add(f"Rapport / report  non vérifié / not checked (no {sftp.label} session)")
 
     crm_look = result.crm
     if crm_look is None:

@@ -77,6 +77,7 @@ class DayCell:
     conflicting_ids: int | None = None  # CRM ids received with conflicting contents
     kept: int | None = None  # already inside the recordings' ``got``
     failed: int | None = None
+    served_by_backup: tuple[str, ...] = ()  # backup endpoints that served the day
     updated_at: str | None = None
     run_id: str | None = None
     timezone: str | None = None
@@ -178,6 +179,7 @@ def _cell_from_summary(
         conflicting_ids=_int(digital.get("conflicting_ids")) if isinstance(digital, dict) else None,
         kept=_int(data.get("kept")),
         failed=_int(data.get("failed")),
+        served_by_backup=_names(data.get("served_by_backup")),
         updated_at=_str(data.get("updated_at")),
         run_id=_str(data.get("run_id")),
         timezone=_str(data.get("timezone")),
@@ -400,6 +402,9 @@ def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any
         title.append(f"Dont conservés ici, plus sur le serveur : {cell.kept}")
     if cell.failed:
         title.append(f"Copies en échec : {cell.failed}")
+    if cell.served_by_backup:
+        lines.append("secours")
+        title.append("Servi par le point d'accès de secours : " + ", ".join(cell.served_by_backup))
     if cell.problem:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:
@@ -435,6 +440,12 @@ def _count(value: object) -> Count:
     if not isinstance(value, dict):
         return Count(None, None)
     return Count(_int(value.get("got")), _int(value.get("expected")))
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(v) for v in value if isinstance(v, str) and v)
 
 
 def _int(value: object) -> int | None:

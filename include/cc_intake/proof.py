@@ -125,6 +125,9 @@ def write_summary(
     for listed in ("kept", "failed"):
         if reconciliation.get(listed):
             summary[listed] = len(reconciliation[listed])
+    # Optional: the backup endpoints that served the day (the primary did not answer).
+    if (rec or {}).get("served_by_backup"):
+        summary["served_by_backup"] = list(rec["served_by_backup"])  # type: ignore[index]
     if run_id is not None:
         summary["run_id"] = run_id
     if timezone is not None:

@@ -1,6 +1,9 @@
 """The voice day: is it ready, and bring it home (list once, classify, copy, manifest).
 
-Pure orchestration over an open ``asyncssh.SFTPClient``; the Airflow tasks call these.
+Pure orchestration over an open remote source: an ``asyncssh.SFTPClient`` (wrapped in
+:class:`SftpSource`) or any :class:`RemoteSource` such as ``ftps.FtpsSource``. Listing entries,
+classification, readiness, rows and the manifest are the same whatever the protocol; only
+listing a folder and moving the bytes differ. The Airflow tasks call these.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from include.cc_intake.audio import probe_audio
 from include.cc_intake.config import ProviderConfig, RecordingsConfig
@@ -45,22 +49,112 @@ log = logging.getLogger(__name__)
 Listing = dict[str, list[RemoteEntry] | None]
 
 
-async def list_day(sftp: asyncssh.SFTPClient, cfg: RecordingsConfig, day: dt.date) -> Listing:
+@runtime_checkable
+class RemoteSource(Protocol):
+    """A provider's server as the day's listing and copy use it, whatever the protocol.
+
+    ``endpoint`` is the connection id that serves it ("" when unknown): the manifest's
+    ``endpoint`` column.
+    """
+
+    endpoint: str
+
+    async def list_folder(
+        self, folder: str, direction: str, *, recursive: bool = False
+    ) -> list[RemoteEntry] | None: ...
+
+    async def settle_listing(
+        self, listing: Listing, cfg: RecordingsConfig, day: dt.date
+    ) -> Listing: ...
+
+    async def read_file(self, path: str) -> bytes | None: ...
+
+    async def copy(
+        self,
+        jobs: list[CopyJob],
+        *,
+        token: str,
+        root: Path,
+        max_parallel: int,
+        bytes_per_s: int | None,
+        on_progress: Callable[[str], None],
+    ) -> list[CopyOutcome]: ...
+
+
+class SftpSource:
+    """An open SFTP session as a :class:`RemoteSource` (``transfer.py`` does the work)."""
+
+    def __init__(self, sftp: asyncssh.SFTPClient, endpoint: str = "") -> None:
+        self.sftp = sftp
+        self.endpoint = endpoint
+
+    async def list_folder(
+        self, folder: str, direction: str, *, recursive: bool = False
+    ) -> list[RemoteEntry] | None:
+        return await list_folder(self.sftp, folder, direction, recursive=recursive)
+
+    async def settle_listing(
+        self, listing: Listing, cfg: RecordingsConfig, day: dt.date
+    ) -> Listing:
+        return listing  # SFTP times are exact to the second
+
+    async def read_file(self, path: str) -> bytes | None:
+        import asyncssh
+
+        try:
+            async with self.sftp.open(path, "rb") as remote:
+                data = await remote.read()
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        return data if isinstance(data, bytes) else data.encode()
+
+    async def copy(
+        self,
+        jobs: list[CopyJob],
+        *,
+        token: str,
+        root: Path,
+        max_parallel: int,
+        bytes_per_s: int | None,
+        on_progress: Callable[[str], None],
+    ) -> list[CopyOutcome]:
+        return await copy_all(
+            self.sftp,
+            jobs,
+            token=token,
+            root=root,
+            max_parallel=max_parallel,
+            bytes_per_s=bytes_per_s,
+            on_progress=on_progress,
+        )
+
+
+def as_source(remote: RemoteSource | asyncssh.SFTPClient) -> RemoteSource:
+    """A source as is; an ``asyncssh.SFTPClient`` wrapped (its endpoint unknown)."""
+    if isinstance(remote, RemoteSource):
+        return remote
+    return SftpSource(remote)
+
+
+async def list_day(
+    remote: RemoteSource | asyncssh.SFTPClient, cfg: RecordingsConfig, day: dt.date
+) -> Listing:
     """Every direction's folder for the day, read once (None for a missing folder).
 
     Our completion handshake's marker is never listed, and in ``move`` mode the done folder's
     files are listed under their own names (:func:`include.cc_intake.handshake.fold_listing`).
     """
+    source = as_source(remote)
     listing: Listing = {}
     for direction, template in cfg.directions.items():
         folder = render_folder(template, day)
-        entries = await list_folder(sftp, folder, direction, recursive=cfg.recursive)
+        entries = await source.list_folder(folder, direction, recursive=cfg.recursive)
         done = done_folder_entry(entries or [], cfg)
         if entries is not None and done is not None:
-            moved = await list_folder(sftp, done.remote_path, direction) or []
+            moved = await source.list_folder(done.remote_path, direction) or []
             entries += [replace(e, rel_name=f"{done.rel_name}/{e.rel_name}") for e in moved]
         listing[direction] = fold_listing(entries, cfg)
-    return listing
+    return await source.settle_listing(listing, cfg, day)
 
 
 def classify_day(listing: Listing, cfg: RecordingsConfig, day: dt.date) -> list[Verdict]:
@@ -348,17 +442,21 @@ def _held_rows(
     return rows
 
 
-def _audio_columns(outcome: CopyOutcome) -> dict[str, str]:
+def _audio_columns(outcome: CopyOutcome, endpoint: str = "") -> dict[str, str]:
+    """The added columns of a copied row: the audio probe's, then the serving endpoint's."""
     info = probe_audio(outcome.head, outcome.job.entry.size, outcome.job.entry.rel_name)
-    return {
+    columns = {
         "codec": info.codec or "",
         "duration_s": "" if info.duration_s is None else f"{info.duration_s:.1f}",
         "audio_ok": "true" if info.audio_ok else "false",
     }
+    if endpoint:
+        columns["endpoint"] = endpoint
+    return columns
 
 
 async def copy_day(
-    sftp: asyncssh.SFTPClient,
+    remote: RemoteSource | asyncssh.SFTPClient,
     provider: ProviderConfig,
     day: dt.date,
     *,
@@ -375,7 +473,8 @@ async def copy_day(
     resumes instead of starting over.
     """
     cfg = provider.recordings
-    listing = await list_day(sftp, cfg, day)
+    source = as_source(remote)
+    listing = await list_day(source, cfg, day)
     verdicts = classify_day(listing, cfg, day)
     earlier = read_manifest(layout.manifest, cfg.group_names)
     previous = landed_index(earlier)
@@ -405,8 +504,7 @@ async def copy_day(
         f"{len(kept)} held but no longer listed by the server"
     )
     rows.extend(kept)
-    outcomes = await copy_all(
-        sftp,
+    outcomes = await source.copy(
         [job for _, job in jobs],
         token=token,
         root=layout.root,
@@ -435,7 +533,7 @@ async def copy_day(
                 status="copied",
                 sha256=outcome.sha256,
                 copied_at=iso_utc(outcome.copied_at),
-                extra=_audio_columns(outcome),
+                extra=_audio_columns(outcome, source.endpoint),
             )
         )
 

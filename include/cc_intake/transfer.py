@@ -806,3 +806,11 @@ async def copy_all(
     if todo:
         on_progress(progress.line())
     return outcomes
+
+
+# The landing machinery under public names for the FTPS copy (``ftps.py``), which fetches on
+# threads but hashes, writes, makes durable and renames exactly as here.
+Sink = _Sink
+Lander = _Lander
+read_local = _read_local
+first_difference = _first_difference

@@ -34,7 +34,8 @@ def test_demo_lands_both_providers_and_shows_the_red_day(tmp_path: Path) -> None
     assert "ENTRANTS  report says 14, got 12" in text
     assert "écart entre enregistrements et rapport" in text
 
-    for provider in ("acme_abidjan", "baobab_douala"):
+    assert "cedre_lome  day " in text and "served by  ftps_cedre" in text  # over FTPS
+    for provider in ("acme_abidjan", "baobab_douala", "cedre_lome"):
         manifests = list((tmp_path / "data" / "manifests" / provider).glob("*.csv"))
         assert len(manifests) == 1
         with manifests[0].open(encoding="utf-8") as handle:
@@ -47,4 +48,7 @@ def test_demo_lands_both_providers_and_shows_the_red_day(tmp_path: Path) -> None
                 tmp_path / "data/recordings" / provider / day / row["direction"] / row["file_name"]
             )
             assert landed.stat().st_size == int(row["size_bytes"])
+        if provider == "cedre_lome":  # FTPS, no CRM export; its primary served every file
+            assert {row["endpoint"] for row in copied} == {"ftps_cedre"}
+            continue
         assert (tmp_path / "data/digital" / provider / day / "interactions.jsonl").stat().st_size

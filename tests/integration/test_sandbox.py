@@ -315,6 +315,8 @@ def test_sftp_hooks_connect_with_the_sandbox_connections(
         assert set(env) == {
             "AIRFLOW_CONN_SFTP_ACME",
             "AIRFLOW_CONN_SFTP_BAOBAB",
+            "AIRFLOW_CONN_FTPS_CEDRE",  # cedre_lome's FTPS primary and backup
+            "AIRFLOW_CONN_FTPS_CEDRE_BACKUP",
             "AIRFLOW_CONN_SMTP_DEFAULT",
         }
         acme_conn = json.loads(env["AIRFLOW_CONN_SFTP_ACME"])
@@ -373,6 +375,7 @@ def test_sandbox_defaults_to_each_providers_j_minus_1_and_runs_extra_services(
         assert sandbox.days == {
             "acme_abidjan": dt.date(2026, 11, 25),
             "baobab_douala": dt.date(2026, 11, 26),
+            "cedre_lome": dt.date(2026, 11, 25),  # Lomé is on UTC
         }
         assert sandbox.seeds["baobab_douala"].day == dt.date(2026, 11, 26)
         assert service.started_with is sandbox

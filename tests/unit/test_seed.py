@@ -20,7 +20,7 @@ from include.cc_intake.sandbox.seed import (
 )
 
 DAY = dt.date(2026, 11, 25)
-PROVIDER_IDS = ["acme_abidjan", "baobab_douala"]
+PROVIDER_IDS = ["acme_abidjan", "baobab_douala", "cedre_lome"]
 
 
 def _cfg(provider_id: str) -> ProviderConfig:
@@ -36,8 +36,11 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ProviderConf
 def test_sandbox_providers_are_valid_and_differ() -> None:
     good, broken = load_providers(PROVIDERS_FOLDER)
     assert broken == []
-    acme, baobab = good
-    assert [acme.id, baobab.id] == PROVIDER_IDS
+    acme, baobab, cedre = good
+    assert [acme.id, baobab.id, cedre.id] == PROVIDER_IDS
+    # The third delivers over FTPS, through a primary and a backup connection (issue #12).
+    assert cedre.recordings.protocol == "ftps"
+    assert cedre.recordings.conn_ids == ("ftps_cedre", "ftps_cedre_backup")
     assert acme.recordings.filename_pattern != baobab.recordings.filename_pattern
     assert (acme.daily_report.kind, baobab.daily_report.kind) == ("summary", "detail")
     assert acme.digital and baobab.digital

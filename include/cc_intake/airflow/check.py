@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import ftplib
 import logging
 import re
 import sys
@@ -31,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.config import ProviderConfig, load_provider
 from include.cc_intake.days import parse_day, processed_day
-from include.cc_intake.errors import ConfigError, HostKeyError, RemoteError, ReportError
+from include.cc_intake.errors import (
+    CertificateError,
+    ConfigError,
+    HostKeyError,
+    RemoteError,
+    ReportError,
+)
 from include.cc_intake.naming import render_folder
 from include.cc_intake.onboarding import (
     EXIT_PROBLEMS,
@@ -167,7 +174,7 @@ async def _look_remote(
 ) -> SftpLook:
     import asyncssh
 
-    from include.cc_intake.airflow.tasks import open_sftp
+    from include.cc_intake.airflow.sftp import open_sftp
     from include.cc_intake.handshake import fold_listing
     from include.cc_intake.transfer import list_folder
 
@@ -235,7 +242,7 @@ async def _look_report(
     """Read and parse the day's report the way the report step does."""
     import asyncssh
 
-    from include.cc_intake.airflow.tasks import parse_report_bytes, read_remote_report
+    from include.cc_intake.airflow.sftp import read_remote_report
 
     report = ReportLook(render_folder(provider.daily_report.path, day))
     try:
@@ -243,6 +250,15 @@ async def _look_report(
     except (OSError, asyncssh.Error) as exc:
         report.error = f"cannot read {report.path}: {type(exc).__name__}: {sanitize(exc)}"
         return report
+    return _parsed_report(report, content, provider, day)
+
+
+def _parsed_report(
+    report: ReportLook, content: bytes | None, provider: ProviderConfig, day: dt.date
+) -> ReportLook:
+    """The report look once its bytes are read (None: not on the server)."""
+    from include.cc_intake.airflow.sftp import parse_report_bytes
+
     if content is None:
         return report
     report.found = True
@@ -255,6 +271,66 @@ async def _look_report(
     report.counts = dict(parsed.counts)
     report.warnings = [sanitize(w) for w in parsed.warnings]
     return report
+
+
+def look_ftps(provider: ProviderConfig, day: dt.date, *, now: float) -> SftpLook:
+    """The FTPS twin of :func:`look_sftp`: certificate checked like the DAG does, the day's
+    folders listed, the report read; on an untrusted certificate, its SHA-256 to pin."""
+    from include.cc_intake import ftps
+    from include.cc_intake.airflow.remote import ftps_endpoint
+
+    cfg = provider.recordings
+    look = SftpLook(cfg.conn_id, protocol="ftps")
+    try:
+        endpoint = ftps_endpoint(cfg.conn_id, connect_timeout=CONNECT_TIMEOUT_S)
+    except ConfigError as exc:
+        look.error = str(exc)
+        return look
+    look.address = f"{endpoint.login}@{endpoint.host}:{endpoint.port}"
+    pin = ftps.normalise_fingerprint(endpoint.cert_sha256 or "")
+    try:
+        session = ftps.connect(endpoint, where=f"{provider.id} {day}")
+    except CertificateError:
+        hk = HostKeyLook(extra_key="cert_sha256", pinned=pin or None)
+        try:
+            hk.fingerprint, subject = ftps.peek_certificate(endpoint)
+            hk.public_line, hk.algorithm = hk.fingerprint, subject or "X.509"
+        except Exception as exc:  # the handshake itself failed: say so, pin nothing
+            hk.error = f"{type(exc).__name__}: {sanitize(exc)}"
+        look.host_key = hk
+        look.error = "unknown certificate"
+        return look
+    except RemoteError as exc:
+        look.error, look.unreachable = sanitize(exc), True
+        return look
+    look.connected = True
+    trust = f"pinned ({pin})" if pin else f"CA file {endpoint.ca_file or '(system authorities)'}"
+    look.host_key_note = f"certificate SHA-256 {session.fingerprint}, verified by {trust}"
+    try:
+        listing: Listing = {}
+        errors: dict[str, str] = {}
+        for direction, template in cfg.directions.items():
+            folder = render_folder(template, day)
+            try:
+                listing[direction] = session.list_folder(folder, direction, recursive=cfg.recursive)
+            except (OSError, EOFError, RemoteError, ftplib.Error) as exc:
+                listing[direction] = None
+                errors[direction] = f"cannot list {folder}: {type(exc).__name__}: {sanitize(exc)}"
+        listing = session.settle_listing(listing, cfg, day, now=now)
+        report = ReportLook(render_folder(provider.daily_report.path, day))
+        try:
+            content = session.read_file(report.path)
+        except (OSError, EOFError, RemoteError, ftplib.Error) as exc:
+            report.error = f"cannot read {report.path}: {type(exc).__name__}: {sanitize(exc)}"
+        else:
+            report = _parsed_report(report, content, provider, day)
+        look.report = report
+    finally:
+        session.close()
+    look.directions = look_directions(
+        listing, provider, day, now=now, expected=look.report.counts, errors=errors
+    )
+    return look
 
 
 def look_sftp(provider: ProviderConfig, day: dt.date, *, now: float) -> SftpLook:
@@ -339,7 +415,8 @@ def run_check(
     provider, source, sandbox = find_provider(provider_id)
     clock = now or dt.datetime.now(dt.UTC)
     target = day or processed_day(tz=provider.tz, logical_date=clock)
-    sftp = look_sftp(provider, target, now=clock.timestamp())
+    look_remote = look_ftps if provider.recordings.protocol == "ftps" else look_sftp
+    sftp = look_remote(provider, target, now=clock.timestamp())
     crm_look = look_crm(provider, target)
     result = CheckResult(
         provider, source, target, day is not None, sandbox, sftp, crm_look, checked_at=clock

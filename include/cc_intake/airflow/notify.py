@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 _KIND_BY_ERROR: tuple[tuple[type[BaseException], str], ...] = (
     (errors.ConfigError, "config"),
     (errors.RecordingsNotReady, "not_ready"),
+    (errors.CertificateError, "certificate"),
     (errors.HostKeyError, "host_key"),
     (errors.TransferError, "copy"),
     (errors.UnsafePathError, "copy"),
@@ -149,6 +150,8 @@ def failure_email(
     )
     if kind == "host_key":
         return messages.copy_failed(failure, host_key=True)
+    if kind == "certificate":
+        return messages.copy_failed(failure, certificate=True)
     return messages.FAILURE_BUILDERS[kind](failure)
 
 

@@ -8,6 +8,7 @@ naming provider, day and connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -28,16 +29,28 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def open_sftp(provider: ProviderConfig, day: dt.date) -> AsyncIterator[asyncssh.SFTPClient]:
-    """One SSH session to the provider's server, host key checked by the sftp provider's hook."""
+async def open_sftp(
+    provider: ProviderConfig,
+    day: dt.date,
+    *,
+    conn_id: str | None = None,
+    connect_timeout: float | None = None,
+) -> AsyncIterator[asyncssh.SFTPClient]:
+    """One SSH session to the provider's server, host key checked by the sftp provider's hook.
+
+    ``conn_id``: one of the provider's endpoints (default: the first); ``connect_timeout``:
+    seconds to get the session (``airflow/remote.py`` tries the next endpoint after them).
+    """
     import asyncssh
     from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 
-    conn_id = provider.recordings.conn_id
+    conn_id = conn_id or provider.recordings.conn_id
     hook = SFTPHookAsync(sftp_conn_id=conn_id)
     stack = contextlib.AsyncExitStack()
     try:
-        sftp = await stack.enter_async_context(hook.get_managed_conn())
+        sftp = await asyncio.wait_for(
+            stack.enter_async_context(hook.get_managed_conn()), connect_timeout
+        )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise HostKeyError(
             f"{provider.id} {day}: the SFTP server of connection {conn_id!r} presented a host "

@@ -27,7 +27,8 @@ from include.cc_intake import constants as C
 from include.cc_intake.airflow.link_budget import copy_rate, with_rate
 from include.cc_intake.airflow.links import proof_url
 from include.cc_intake.airflow.locks import day_lock
-from include.cc_intake.airflow.sftp import open_sftp, parse_report_bytes, read_remote_report
+from include.cc_intake.airflow.remote import open_remote, read_report
+from include.cc_intake.airflow.sftp import parse_report_bytes
 from include.cc_intake.config import ProviderConfig
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
@@ -258,11 +259,11 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         refuse_purged_day(context, layout, "recordings")
 
         async def look() -> Readiness:
-            async with open_sftp(self.provider, day) as sftp:
-                first = await list_day(sftp, cfg, day)
-                content = await read_remote_report(sftp, self.provider, day)
+            async with open_remote(self.provider, day) as remote:
+                first = await list_day(remote, cfg, day)
+                content = await read_report(remote, self.provider, day)
                 await asyncio.sleep(cfg.settle.total_seconds())
-                second = await list_day(sftp, cfg, day)
+                second = await list_day(remote, cfg, day)
             expected = None
             note = f"report {render_folder(self.provider.daily_report.path, day)} not found"
             if content is not None:
@@ -331,9 +332,9 @@ class CopyRecordingsOperator(ProviderOperator):
             self.log.info("%s %s: copying at most %d bytes/s", self.provider.id, day, rate)
 
         async def run() -> Any:
-            async with open_sftp(self.provider, day) as sftp:
+            async with open_remote(self.provider, day) as remote:
                 return await copy_day(
-                    sftp,
+                    remote,
                     provider,
                     day,
                     layout=layout,
@@ -398,8 +399,8 @@ class FetchReportOperator(ProviderOperator):
         remote = render_folder(self.provider.daily_report.path, day)
 
         async def fetch() -> bytes | None:
-            async with open_sftp(self.provider, day) as sftp:
-                return await read_remote_report(sftp, self.provider, day)
+            async with open_remote(self.provider, day) as remote:
+                return await read_report(remote, self.provider, day)
 
         content = asyncio.run(fetch())
         if content is None:
@@ -439,6 +440,7 @@ class ValidateRecordingsOperator(ProviderOperator):
             day=day,
         )
         result = validate_recordings(layout.manifest, report, self.provider, day)
+        self._note_backup(layout, result)
         url = self.keep_proof(context, layout, "recordings", result)
         if not result.get("success"):
             rec = result.get("reconciliation") or {}
@@ -454,6 +456,15 @@ class ValidateRecordingsOperator(ProviderOperator):
                 proof=url,
             )
         return {"success": True, "proof": url}
+
+    def _note_backup(self, layout: DayLayout, result: dict[str, Any]) -> None:
+        """Name the backup endpoints that served the day (proof page, summary, overview)."""
+        from include.cc_intake.manifest import read_manifest, served_by_backup
+
+        cfg = self.provider.recordings
+        backup = served_by_backup(read_manifest(layout.manifest, cfg.group_names), cfg.conn_id)
+        if backup:
+            result["served_by_backup"] = backup
 
 
 class ExportDigitalOperator(ProviderOperator):
@@ -626,6 +637,7 @@ class ConfirmToProviderOperator(ProviderOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from include.cc_intake import handshake
         from include.cc_intake.manifest import read_manifest
+        from include.cc_intake.recordings import SftpSource
 
         day = self.day(context)
         layout = self.layout(context)
@@ -639,7 +651,15 @@ class ConfirmToProviderOperator(ProviderOperator):
         rows = read_manifest(layout.manifest, cfg.group_names)
 
         async def run() -> handshake.HandshakeResult:
-            async with open_sftp(self.provider, day) as sftp:
+            # The endpoint that answers (primary, else a backup), as for the copy; the config
+            # refuses a handshake over FTPS, so this is an SFTP session.
+            async with open_remote(self.provider, day) as remote:
+                if not isinstance(remote, SftpSource):
+                    raise ConfigError(
+                        f"{self.provider.id} {day}: on_complete needs an SFTP server, "
+                        f"got {type(remote).__name__}"
+                    )
+                sftp = remote.sftp
                 if cfg.on_complete == "move":
                     return await handshake.move_done(sftp, self.provider, day, rows)
                 return await handshake.write_markers(

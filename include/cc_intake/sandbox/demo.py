@@ -1,9 +1,10 @@
 """`make demo`: run every sandbox provider's DAG for its J-1 through real Airflow, then summarise.
 
-Starts the sandbox (one SFTP server per fictional provider, the CRM export server, an SMTP
-sink), migrates a SQLite metadata DB, runs `airflow dags test` for each provider's scheduled
-run of today (which processes J-1 in the provider's zone), and prints per provider and
-direction what landed, what was rejected and why, the verdict and where to look.
+Starts the sandbox (one SFTP server per fictional provider, two FTPS servers — primary and
+backup — for the one delivering over FTPS, the CRM export server, an SMTP sink), migrates a
+SQLite metadata DB, runs `airflow dags test` for each provider's scheduled run of today (which
+processes J-1 in the provider's zone), and prints per provider and direction what landed,
+what was rejected and why, which endpoint served it, the verdict and where to look.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def _manifest_lines(path: Path) -> list[str]:
             f"    {direction:<9} {len(landed):>4} files  {size / 1e6:7.1f} MB"
             f"   rejected: {rejected}{noted}"
         )
+    served = sorted({r.extra.get("endpoint", "") for r in rows if r.landed} - {""})
+    if served:
+        lines.append(f"    served by  {', '.join(served)} (manifest column endpoint)")
     return lines
 
 

@@ -1,7 +1,9 @@
 """The whole sandbox in one object: seeded provider servers, an SMTP sink, Airflow connections.
 
 ``Sandbox(work).start()`` generates the SSH keys, seeds each sandbox provider's server folder
-under ``work/servers/<id>/`` for its processed day, starts one SFTP server per provider and
+under ``work/servers/<id>/`` for its processed day, starts one SFTP server per provider (for an
+FTPS provider, one pyftpdlib TLS server per connection of ``recordings.conn_ids``, all serving
+the same folder, with a self-signed certificate in ``work/tls/`` pinned in the connections) and
 an SMTP sink writing into ``work/mail/``. :meth:`Sandbox.env` gives the ``AIRFLOW_CONN_*``
 variables a task needs to reach them. More servers (the CRM export) plug in through
 ``services``: objects with ``start(sandbox)``, ``stop()`` and ``connections()``.
@@ -19,6 +21,7 @@ from typing import Protocol
 from include.cc_intake.config import ProviderConfig, load_providers
 from include.cc_intake.days import processed_day
 from include.cc_intake.errors import ConfigError
+from include.cc_intake.sandbox.ftps_server import FtpsServer, SandboxCertificate, ensure_certificate
 from include.cc_intake.sandbox.keys import SandboxKeys, ensure_keys
 from include.cc_intake.sandbox.seed import SeedResult, seed_provider
 from include.cc_intake.sandbox.sftp_server import SftpServer
@@ -95,8 +98,10 @@ class Sandbox:
         self.keys: SandboxKeys | None = None
         self.seeds: dict[str, SeedResult] = {}
         self.sftp: dict[str, SftpServer] = {}
+        self.ftps: dict[str, FtpsServer] = {}  # FTPS connection id -> its server
+        self.certificate: SandboxCertificate | None = None
         self.smtp: SmtpSink | None = None
-        self._started: list[SftpServer | SmtpSink | SandboxService] = []
+        self._started: list[SftpServer | FtpsServer | SmtpSink | SandboxService] = []
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -126,6 +131,9 @@ class Sandbox:
                     scenario=self._scenarios.get(pid, "normal"),
                     rng_seed=self._rng_seed,
                 )
+                if cfg.recordings.protocol == "ftps":
+                    self._start_ftps(pid, cfg)
+                    continue
                 server = SftpServer(
                     self.server_root(pid),
                     self.keys,
@@ -145,6 +153,20 @@ class Sandbox:
             self.stop()
             raise
         return self
+
+    def _start_ftps(self, pid: str, cfg: ProviderConfig) -> None:
+        if self.certificate is None:
+            self.certificate = ensure_certificate(self.work / "tls")
+        for conn_id in cfg.recordings.conn_ids:
+            server = FtpsServer(
+                self.server_root(pid),
+                self.certificate,
+                login=SFTP_LOGIN,
+                port=self._ports.get(conn_id, 0),
+            )
+            server.start()
+            self._started.append(server)
+            self.ftps[conn_id] = server
 
     def stop(self) -> None:
         """Stop every server, last started first."""
@@ -189,6 +211,20 @@ class Sandbox:
             },
         }
 
+    def ftps_connection(self, conn_id: str) -> dict[str, object]:
+        """The Airflow FTP connection (as a dict) for one of an FTPS provider's servers."""
+        if self.certificate is None or conn_id not in self.ftps:
+            raise RuntimeError("the sandbox is not started")
+        server = self.ftps[conn_id]
+        return {
+            "conn_type": "ftp",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "login": server.login,
+            "password": server.password,
+            "extra": {"cert_sha256": self.certificate.sha256},
+        }
+
     def smtp_connection(self) -> dict[str, object]:
         if self.smtp is None:
             raise RuntimeError("the sandbox is not started")
@@ -205,6 +241,7 @@ class Sandbox:
             self.providers[pid].recordings.conn_id: json.dumps(self.sftp_connection(pid))
             for pid in self.sftp
         }
+        out.update((conn_id, json.dumps(self.ftps_connection(conn_id))) for conn_id in self.ftps)
         out[SMTP_CONN_ID] = json.dumps(self.smtp_connection())
         for service in self.services:
             out.update(service.connections())

@@ -173,6 +173,7 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._owner._connections.add(conn)
+        self._owner.connections_accepted += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None:
@@ -227,6 +228,7 @@ class SftpServer:
         self._requested_port = port
         self._client_public = keys.client_key.public_data
         self._connections: set[asyncssh.SSHServerConnection] = set()
+        self.connections_accepted = 0  # SSH connections ever made (tests: "never contacted")
         self._bytes_served = 0
         self._bytes_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None

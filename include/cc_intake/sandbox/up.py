@@ -239,6 +239,8 @@ def banner(sandbox: Sandbox, env: Mapping[str, str], ports: Mapping[str, int], w
         out.append(
             f"  SFTP {pid:<14} {server.host}:{server.port}  (processed day {sandbox.days[pid]})"
         )
+    for conn_id, ftps in sorted(sandbox.ftps.items()):  # FTPS providers: primary and backup
+        out.append(f"  FTPS {conn_id:<14} {HOST}:{ftps.port}  (explicit TLS, certificate pinned)")
     out += [
         f"  landed files    {env['CC_INTAKE_DATA_ROOT']}",
         f"  Airflow logs    {work / LOG_FILE_NAME}",
