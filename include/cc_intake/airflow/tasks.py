@@ -563,7 +563,79 @@ class ConfigErrorOperator(BaseOperator):
             log.info("%s %s: day marked config_error in %s", provider_id, day, written)
 
 
+# --- the evaluators' worklist (#13) ----------------------------------------------------------
+
+
+class WorklistLink(BaseOperatorLink):
+    """One click from the task to the day's worklist page (pushed by the task as XCom)."""
+
+    name = "Liste d'écoute"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return str(value or "")
+
+
+class BuildWorklistOperator(ProviderOperator):
+    """Draw (or top up) the evaluators' sample of the day and write its CSV and page.
+
+    Runs after both validations whatever their outcome (``all_done``): a red day's landed files
+    are still worth evaluating. Skipped when nothing landed (no manifest, no export). A re-run
+    keeps every row already written and only adds (the file is append-only within a day).
+
+    :param provider: the provider's validated configuration (with a ``sampling`` section).
+    """
+
+    ui_color = "#fdebd0"
+    operator_extra_links = (WorklistLink(),)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.cc_intake.airflow.links import worklist_url
+        from include.cc_intake.worklist import build_worklist, interactions_path
+
+        layout = self.layout(context)
+        day = layout.day
+        if not layout.manifest.exists() and not (
+            self.provider.digital is not None
+            and interactions_path(layout.root, self.provider.id, day).exists()
+        ):
+            raise AirflowSkipException(
+                f"{self.provider.id} {day}: nothing landed (no manifest {layout.manifest}, no "
+                "export): no worklist"
+            )
+        with day_lock(layout):
+            result = build_worklist(
+                self.provider,
+                day,
+                layout.root,
+                now=dt.datetime.now(dt.UTC),
+                token=self.token(context),
+            )
+        url = worklist_url(self.provider.id, day)
+        context["ti"].xcom_push(key=WorklistLink().xcom_key, value=url)
+        log.info(
+            "%s %s: worklist of %d recordings and %d conversations (%d added by this run): %s (%s)",
+            self.provider.id,
+            day,
+            result.count("recording"),
+            result.count("digital"),
+            result.added,
+            result.csv_path,
+            url,
+        )
+        return {
+            "recordings": result.count("recording"),
+            "digital": result.count("digital"),
+            "added": result.added,
+            "csv": str(result.csv_path),
+            "page": url,
+        }
+
+
 __all__: Sequence[str] = (
+    "BuildWorklistOperator",
     "ConfigErrorOperator",
     "CopyRecordingsOperator",
     "ExportDigitalOperator",
@@ -572,4 +644,5 @@ __all__: Sequence[str] = (
     "ValidateDigitalOperator",
     "ValidateRecordingsOperator",
     "WaitForRecordingsSensor",
+    "WorklistLink",
 )
