@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -41,7 +42,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from include.cc_intake.config import ProviderConfig, SamplingConfig
-from include.cc_intake.errors import ManifestError
+from include.cc_intake.errors import ManifestError, UnsafePathError
 from include.cc_intake.layout import DayLayout, atomic_writer, storage_errors
 from include.cc_intake.manifest import ManifestRow, iso_utc, read_manifest
 
@@ -477,3 +478,56 @@ def build_worklist(
     with guard, atomic_writer(html_path, token, root=root) as handle:
         handle.write(page)
     return Worklist(cfg.id, day, items, len(added), csv_path, html_path)
+
+
+# --------------------------------------------------------------------------- serving
+
+_PROVIDER_ID = re.compile(r"^[a-z0-9_]+$")
+
+
+def _real_under(base: Path, candidate: Path, what: str) -> Path:
+    """``candidate`` with symlinks resolved, proven to stay under ``base`` (resolved too)."""
+    real_base = Path(os.path.realpath(base))
+    real = Path(os.path.realpath(candidate))
+    if not real.is_relative_to(real_base):
+        raise UnsafePathError(f"{what}: resolves outside {base}")
+    return real
+
+
+def page_file(root: Path, provider: str, day: dt.date, suffix: str) -> Path:
+    """The day's worklist ``.html`` or ``.csv`` under ``worklists/``, or ``UnsafePathError``."""
+    if not _PROVIDER_ID.match(provider) or suffix not in (".html", ".csv"):
+        raise UnsafePathError(f"worklist {provider!r} {day} {suffix!r}: not a worklist file")
+    csv_path, html_path = worklist_paths(root, provider, day)
+    path = html_path if suffix == ".html" else csv_path
+    return _real_under(Path(root) / "worklists", path, f"worklist {path}")
+
+
+def item_file(root: Path, provider: str, day: dt.date, row: int) -> tuple[Item, Path]:
+    """The recording of the worklist's row ``row`` (1-based), resolved inside its landing folder.
+
+    Only what the worklist lists is ever served: ``LookupError`` for a row that is not a
+    recording of the list, ``UnsafePathError`` for a path that leaves
+    ``recordings/<provider>/<day>/`` (``..``, absolute, hidden, or a symlink pointing out).
+    """
+    if not _PROVIDER_ID.match(provider):
+        raise UnsafePathError(f"worklist of {provider!r}: not a provider id")
+    csv_path, _ = worklist_paths(root, provider, day)
+    items = read_worklist(csv_path, provider=provider, day=day)
+    if not 1 <= row <= len(items) or items[row - 1].kind != "recording":
+        raise LookupError(f"{provider} {day}: row {row} of {csv_path} is not a recording")
+    item = items[row - 1]
+    folder = DayLayout(root, provider, day).root / "recordings" / provider / day.isoformat()
+    prefix = f"recordings/{provider}/{day.isoformat()}/"
+    parts = item.path.split("/")
+    if (
+        not item.path.startswith(prefix)
+        or len(parts) < 5
+        or any(part in ("", ".", "..") or part.startswith(".") for part in parts)
+        or "\\" in item.path
+    ):
+        raise UnsafePathError(
+            f"{provider} {day}: row {row} of {csv_path} names {item.path!r}; expected a file "
+            f"under {prefix}"
+        )
+    return item, _real_under(folder, Path(root) / item.path, f"{provider} {day} row {row}")

@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 # The proof pages' policy, plus the recordings the page plays from the plugin (same origin).
 CONTENT_SECURITY_POLICY = f"{PROOF_CSP}; media-src 'self'"
 MEDIA_ROUTE = "media"
-# What browsers play as landed (manifest ``codec``): PCM WAV and MP3. Others are downloaded.
-_PLAYABLE_CODECS = ("pcm", "mp3")
+# What browsers play as landed (see playable); others (GSM, ADPCM, G.72x…) are downloaded.
 _PLAYABLE_SUFFIXES = {".wav": "audio/wav", ".mp3": "audio/mpeg"}
 NOT_PLAYABLE = "format non lisible dans le navigateur"
 _AGENT_ROLES = {"agent", "conseiller", "advisor", "operator", "operateur", "opérateur", "bot"}
@@ -46,12 +45,14 @@ def media_type(path: str) -> str:
 
 
 def playable(path: str, codec: str | None) -> bool:
-    """Whether browsers play the file as landed (its codec when known, else its extension)."""
-    if PurePosixPath(path).suffix.lower() not in _PLAYABLE_SUFFIXES:
+    """Whether browsers play the file as landed: PCM WAV (G.711 A-law and µ-law included) and
+    MP3; the codec decides when the manifest knows it, else the extension."""
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix not in _PLAYABLE_SUFFIXES:
         return False
     if not codec:
         return True
-    return codec.startswith(_PLAYABLE_CODECS) and not codec.startswith(("pcm_alaw", "pcm_mulaw"))
+    return codec.startswith("pcm") if suffix == ".wav" else codec == "mp3"
 
 
 def media_href(provider: str, day: dt.date, row: int) -> str:
