@@ -28,6 +28,7 @@ from tests.integration.conftest_overview import (
     AirflowApi,
     _migrated_home,
     _reset_airflow_globals,
+    write_summary,
 )
 
 DAY = dt.date(2026, 11, 25)
@@ -129,6 +130,7 @@ def worklist_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowAp
     data = tmp_path_factory.mktemp("data")
     for provider_id in PROVIDERS:
         land_day(data, provider_id)
+        write_summary(data, provider_id, DAY, "green")  # the overview's row
     with pytest.MonkeyPatch.context() as patch:
         overrides = {
             **env,

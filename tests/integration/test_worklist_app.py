@@ -4,6 +4,7 @@ nothing outside the data root (#13)."""
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -149,3 +150,16 @@ def test_nothing_outside_the_worklist_or_the_data_root_is_served(client, worklis
     finally:
         landed.unlink()
         landed.write_bytes(saved)
+
+
+def test_the_overview_day_cell_opens_the_worklist(client, worklist_api):  # noqa: F811
+    from urllib.parse import urljoin
+
+    headers = bearer(worklist_api)
+    page = client.get(f"/cc-intake/?end={DAY}&days=3", headers=headers)
+    assert page.status_code == 200
+    links = re.findall(r'<a class="worklist" href="([^"]+)"', page.text)
+    assert links == [f"../cc-intake-worklists/worklists/acme_abidjan/{DAY}.html"]  # not globex
+    target = urljoin("http://testserver/cc-intake/", links[0])
+    opened = client.get(target, headers=headers)
+    assert opened.status_code == 200 and "<title>Liste d&#39;écoute" in opened.text

@@ -313,3 +313,65 @@ def test_sampling_config_comes_from_yaml() -> None:
     assert data["sampling"]["strata"] == ["direction", "call_id"]
     cfg = provider(sampling={"recordings": "5%", "strata": ["direction", "call_id"]})
     assert cfg.sampling is not None and cfg.sampling.recordings == "5%"
+
+
+def test_the_overview_links_a_day_to_its_worklist(tmp_path: Path) -> None:
+    from include.cc_intake import overview
+    from include.cc_intake.airflow.links import WORKLIST_ROUTE, WORKLIST_URL_PREFIX
+
+    served_at = f"..{WORKLIST_URL_PREFIX}/{WORKLIST_ROUTE}/"
+    assert served_at == overview.WORKLIST_BASE
+    build(tmp_path, config({"recordings": 1}))
+    grid = overview.build_overview(tmp_path, end_day=DAY, days=2, providers=["acme_abidjan"])
+    cells = {cell.day: cell for cell in grid.rows[0].cells}
+    assert cells[DAY].worklist == f"acme_abidjan/{DAY}.html"
+    assert cells[DAY - dt.timedelta(days=1)].worklist is None
+    page = overview.render_overview(grid)
+    href = f'href="../cc-intake-worklists/worklists/acme_abidjan/{DAY}.html"'
+    assert page.count(href) == 1 and page.count('class="worklist"') == 1
+
+
+def test_item_file_serves_only_listed_recordings_inside_their_folder(tmp_path: Path) -> None:
+    from include.cc_intake.errors import UnsafePathError
+
+    rng = random.Random(4)
+    name = call_name(rng, 1)
+    write_day(tmp_path, [row("ENTRANTS", name)], [interaction(1, "chat")])
+    landed = DayLayout(tmp_path, "acme_abidjan", DAY).recording("ENTRANTS", name)
+    landed.parent.mkdir(parents=True)
+    landed.write_bytes(b"RIFF")
+    result = build(tmp_path, config({"recordings": 5, "digital": 5}))
+    rows = {item.kind: n for n, item in enumerate(result.items, 1)}
+    item, path = W.item_file(tmp_path, "acme_abidjan", DAY, rows["recording"])
+    assert path == landed.resolve() and item.sha256 == "ab" * 32
+    for bad_row in (0, len(result.items) + 1, rows["digital"]):
+        with pytest.raises(LookupError):
+            W.item_file(tmp_path, "acme_abidjan", DAY, bad_row)
+    # A worklist row naming a path out of the day's folder (a tampered CSV) is refused.
+    for bad_path in (
+        "manifests/acme_abidjan/2026-11-25.csv",
+        f"recordings/acme_abidjan/{DAY}/../../x",
+        "/etc/passwd",
+        f"recordings/acme_abidjan/{DAY}/ENTRANTS/.hidden",
+    ):
+        tampered = [dataclasses.replace(result.items[0], path=bad_path), *result.items[1:]]
+        W.write_worklist_csv(result.csv_path, tampered, token="t", root=tmp_path)
+        with pytest.raises(UnsafePathError):
+            W.item_file(tmp_path, "acme_abidjan", DAY, 1)
+    # A landed file that is a symlink out of the folder is refused.
+    W.write_worklist_csv(result.csv_path, result.items, token="t", root=tmp_path)
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(b"secret")
+    landed.unlink()
+    landed.symlink_to(outside)
+    with pytest.raises(UnsafePathError, match="resolves outside"):
+        W.item_file(tmp_path, "acme_abidjan", DAY, rows["recording"])
+
+
+def test_playable_formats() -> None:
+    from include.cc_intake.worklist_page import playable
+
+    assert playable("a/b.wav", "pcm_s16le") and playable("a/b.wav", "pcm_alaw")
+    assert playable("a/b.mp3", "mp3") and playable("a/b.wav", "")
+    assert not playable("a/b.gsm", "gsm") and not playable("a/b.wav", "gsm_ms")
+    assert not playable("a/b.wav", "adpcm_ms") and not playable("a/b.mp3", "mp2")
