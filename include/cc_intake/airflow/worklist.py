@@ -47,19 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="show the worklist, build nothing")
     args = parser.parse_args(argv)
 
-    from include.cc_intake.airflow.factory import provider_folders
+    from include.cc_intake.airflow.factory import SANDBOX_PROVIDERS_DIR, provider_folders
 
     root = data_root()
+    folders = provider_folders()
     try:
         day = parse_day(args.day, what="DATE")
-        cfg = find_provider(args.provider, provider_folders())
+        cfg = find_provider(args.provider, folders)
         csv_path, html_path = worklist_paths(root, cfg.id, day)
         if args.show:
-            items = read_worklist(csv_path, provider=cfg.id, day=day)
             if not csv_path.exists():
                 print(f"[worklist] {cfg.id} {day}: no worklist yet ({csv_path})", file=sys.stderr)
                 return 1
-            added = 0
+            items, added = read_worklist(csv_path, provider=cfg.id, day=day), 0
         else:
             if cfg.sampling is None:
                 print(
@@ -78,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             items, added = list(result.items), result.added
     except (IntakeError, OSError) as exc:
-        print(f"[worklist] {exc}", file=sys.stderr)
+        hint = ""
+        if (
+            SANDBOX_PROVIDERS_DIR not in folders
+            and (SANDBOX_PROVIDERS_DIR / f"{args.provider}.yaml").is_file()
+        ):
+            hint = " (a sandbox provider: set CC_INTAKE_SANDBOX=1, as `make up` does)"
+        print(f"[worklist] {exc}{hint}", file=sys.stderr)
         return 2
     recordings = sum(item.kind == "recording" for item in items)
     print(
