@@ -304,6 +304,7 @@ def test_deadline_failure_recovery_and_rerun_under_the_scheduler(
             "fetch_report": "success",
             "validate_recordings": "failed",
             "recordings_on_time": "upstream_failed",
+            "build_worklist": "success",  # #13: a teardown, on what landed; the run still fails
         }, mismatch_states
         reconciliation_subject = (
             f"[intake][{MISMATCH}][{days[MISMATCH]}] {SUBJECTS['reconciliation']}"

@@ -32,6 +32,7 @@ from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
     IntakeError,
+    ManifestError,
     ReconciliationError,
     RecordingsNotReady,
     ReportError,
@@ -583,7 +584,9 @@ class BuildWorklistOperator(ProviderOperator):
 
     Runs after both validations whatever their outcome (``all_done``): a red day's landed files
     are still worth evaluating. Skipped when nothing landed (no manifest, no export). A re-run
-    keeps every row already written and only adds (the file is append-only within a day).
+    keeps every row already written and only adds (the file is append-only within a day). An
+    unreadable manifest or export skips it (its validation already failed and e-mailed); an
+    unreadable worklist fails it.
 
     :param provider: the provider's validated configuration (with a ``sampling`` section).
     """
@@ -593,7 +596,7 @@ class BuildWorklistOperator(ProviderOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from include.cc_intake.airflow.links import worklist_url
-        from include.cc_intake.worklist import build_worklist, interactions_path
+        from include.cc_intake.worklist import build_worklist, interactions_path, worklist_paths
 
         layout = self.layout(context)
         day = layout.day
@@ -605,14 +608,22 @@ class BuildWorklistOperator(ProviderOperator):
                 f"{self.provider.id} {day}: nothing landed (no manifest {layout.manifest}, no "
                 "export): no worklist"
             )
-        with day_lock(layout):
-            result = build_worklist(
-                self.provider,
-                day,
-                layout.root,
-                now=dt.datetime.now(dt.UTC),
-                token=self.token(context),
-            )
+        csv_path, _ = worklist_paths(layout.root, self.provider.id, day)
+        try:
+            with day_lock(layout):
+                result = build_worklist(
+                    self.provider,
+                    day,
+                    layout.root,
+                    now=dt.datetime.now(dt.UTC),
+                    token=self.token(context),
+                )
+        except ManifestError as exc:
+            if exc.path == str(csv_path):
+                raise  # the worklist itself: nothing else reports it
+            # An unreadable manifest or export: its validation failed on it and e-mailed; a
+            # second e-mail for the same file would add nothing.
+            raise AirflowSkipException(f"no worklist: {exc}") from exc
         url = worklist_url(self.provider.id, day)
         context["ti"].xcom_push(key=WorklistLink().xcom_key, value=url)
         log.info(
