@@ -375,3 +375,20 @@ def test_playable_formats() -> None:
     assert playable("a/b.mp3", "mp3") and playable("a/b.wav", "")
     assert not playable("a/b.gsm", "gsm") and not playable("a/b.wav", "gsm_ms")
     assert not playable("a/b.wav", "adpcm_ms") and not playable("a/b.mp3", "mp2")
+
+
+def test_unreadable_inputs_name_their_file(tmp_path: Path) -> None:
+    """The task tells its inputs' errors (reported by their validation) from its own CSV's."""
+    layout = DayLayout(tmp_path, "acme_abidjan", DAY)
+    layout.manifest.parent.mkdir(parents=True)
+    layout.manifest.write_bytes(b"\xff\xfe not a manifest")
+    with pytest.raises(ManifestError) as caught:
+        build(tmp_path, config({"recordings": 1}))
+    assert caught.value.path == str(layout.manifest) and caught.value.retryable is False
+    write_day(tmp_path, [])
+    (layout.digital_dir / "interactions.jsonl").parent.mkdir(parents=True, exist_ok=True)
+    (layout.digital_dir / "interactions.jsonl").write_text('{"id": 1}\n{broken\n', "utf-8")
+    with pytest.raises(ManifestError, match="line 2 is not JSON") as caught:
+        build(tmp_path, config({"digital": 1}))
+    assert caught.value.path == str(layout.digital_dir / "interactions.jsonl")
+    assert not W.worklist_paths(tmp_path, "acme_abidjan", DAY)[0].exists()
