@@ -89,12 +89,24 @@ def conversation(record: Mapping[str, Any] | None, content_field: str) -> list[d
             role = "Client"
         at = _first(message, ("at", "timestamp", "time", "date", "created_at", "sent_at"))
         text = _first(message, ("text", "body", "content", "message"))
-        messages.append({"who": role, "at": str(at or ""), "text": str(text or "")})
+        messages.append({"who": role, "at": clock(str(at or "")), "text": str(text or "")})
     return messages
 
 
 def _first(mapping: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return next((mapping[key] for key in keys if mapping.get(key) not in (None, "")), None)
+
+
+def clock(value: str) -> str:
+    """``HH:MM:SS`` of an ISO time (the page's day is in its title); other text as it is."""
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%H:%M:%S")
+    except ValueError:
+        return value
+
+
+def _added(value: str) -> str:
+    return value.replace("T", " ").removesuffix("Z") + " UTC" if value else ""
 
 
 def _seconds(value: str) -> str:
@@ -141,6 +153,8 @@ def render_worklist_page(
                     "item": item,
                     "name": PurePosixPath(item.path).name,
                     "duration": _seconds(item.duration_s),
+                    "start": clock(item.started_at),
+                    "added": _added(item.added_at),
                     "codec": codec,
                     "playable": playable(item.path, codec),
                     "href": media_href(cfg.id, day, row),
@@ -153,6 +167,8 @@ def render_worklist_page(
                 {
                     "item": item,
                     "found": record is not None,
+                    "added": _added(item.added_at),
+                    "start": clock(item.started_at),
                     "channel": (record or {}).get("channel") or "",
                     "messages": conversation(record, content_field),
                 }
