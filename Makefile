@@ -11,7 +11,8 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test test-fast demo up cluster check backfill bench lock settings clean
+
+.PHONY: help venv lint test test-fast demo up cluster check backfill worklist bench lock settings clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -63,6 +64,10 @@ check: $(STAMP) ## Onboarding dry run: make check PROVIDER=<id> [DATE=YYYY-MM-DD
 backfill: $(STAMP) ## Re-process a range of days: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD [DRY_RUN=1]
 	@test -n "$(PROVIDER)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(PY) -m include.cc_intake.airflow.backfill $(PROVIDER) $(FROM) $(TO) $(if $(DRY_RUN),--dry-run)
+
+worklist: $(STAMP) ## Build (or top up) and show an evaluators' worklist: make worklist PROVIDER=<id> DATE=YYYY-MM-DD [SHOW=1]
+	@test -n "$(PROVIDER)" -a -n "$(DATE)" || { echo "usage: make worklist PROVIDER=<id> DATE=YYYY-MM-DD [SHOW=1]"; exit 2; }
+	$(PY) -m include.cc_intake.airflow.worklist $(PROVIDER) $(DATE) $(if $(SHOW),--show)
 
 bench: $(STAMP) ## Transfer benchmark vs OpenSSH sftp (see docs/benchmarks.md)
 	$(PY) -m tests.benchmarks.bench_transfer

@@ -25,6 +25,9 @@ TASK_VALIDATE_DIGITAL = "validate_digital"
 TASK_CONFIG_ERROR = "config_error"
 TASK_CONFIRM = "confirm_to_provider"  # the completion handshake (recordings.on_complete)
 
+
+TASK_WORKLIST = "build_worklist"  # providers with a `sampling` section (#13)
+
 # The manifest's columns (contract §7 *Manifest* and §8): the leading ones, then the pattern's
 # named groups, then the added ones in this stable order. A pattern group may not take one of
 # these names: it would overwrite that column in every row.

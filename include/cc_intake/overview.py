@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -37,6 +37,9 @@ DEFAULT_DAYS = 30
 # Served proof files: what the quality step writes, nothing else (never temporary files).
 SERVED_SUFFIXES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
 PROOF_PAGES = ("recordings.html", "digital.html")
+WORKLISTS = "worklists"  # the evaluators' pages: worklists/<provider>/<day>.html (#13)
+# Where the worklist plugin serves them, relative to this page (links.WORKLIST_URL_PREFIX).
+WORKLIST_BASE = "../cc-intake-worklists/worklists/"
 
 _PROVIDER_ID = re.compile(r"^[a-z0-9_]+$")
 _DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -84,6 +87,7 @@ class DayCell:
     proof_page: str | None = None  # relative to quality/, e.g. "acme/2026-11-25/recordings.html"
     problem: str | None = None
     purged_at: str | None = None  # the retention deleted the day's personal data (#12)
+    worklist: str | None = None  # relative to worklists/, e.g. "acme/2026-11-25.html" (#13)
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,14 @@ def latest_day(data_root: Path, providers: Iterable[str]) -> dt.date | None:
 
 def read_day(data_root: Path, provider: str, day: dt.date) -> DayCell:
     """The cell for one provider-day: ``missing`` without a summary, ``invalid`` if unreadable."""
+    cell = _read_summary(data_root, provider, day)
+    worklist = f"{provider}/{day.isoformat()}.html"
+    if (Path(data_root) / WORKLISTS / worklist).is_file():
+        cell = replace(cell, worklist=worklist)
+    return cell
+
+
+def _read_summary(data_root: Path, provider: str, day: dt.date) -> DayCell:
     folder = quality_root(data_root) / provider / day.isoformat()
     path = folder / "summary.json"
     proof = next((name for name in PROOF_PAGES if (folder / name).is_file()), None)
@@ -261,6 +273,10 @@ def run_href(cell: DayCell, *, ui_base: str = "../") -> str:
 
 def proof_href(cell: DayCell, *, proof_base: str = "quality/") -> str | None:
     return f"{proof_base}{quote(cell.proof_page)}" if cell.proof_page else None
+
+
+def worklist_href(cell: DayCell, *, worklist_base: str = WORKLIST_BASE) -> str | None:
+    return f"{worklist_base}{quote(cell.worklist)}" if cell.worklist else None
 
 
 def resolve_quality_file(data_root: Path, rel_path: str) -> Path:
@@ -421,6 +437,7 @@ def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any
         "proof": proof_href(cell, proof_base=proof_base),
         "run": run_href(cell, ui_base=ui_base),
         "purged": bool(cell.purged_at),
+        "worklist": worklist_href(cell),
     }
 
 

@@ -52,6 +52,8 @@ PROBE = textwrap.dedent(
                 "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
                 "pool": t.pool,
                 "queue": t.queue,
+                "is_teardown": t.is_teardown,
+                "extra_links": sorted(link.name for link in t.operator_extra_links),
             }
         dags[dag_id] = {
             "tags": sorted(dag.tags),
@@ -148,14 +150,39 @@ def test_task_graph(sandbox_bag: dict, dag_id: str) -> None:
     assert tasks[C.TASK_WAIT]["downstream"] == sorted([C.TASK_COPY, C.TASK_ON_TIME])
     assert tasks[C.TASK_COPY]["downstream"] == [C.TASK_REPORT]
     assert tasks[C.TASK_REPORT]["downstream"] == [C.TASK_VALIDATE]
-    assert tasks[C.TASK_VALIDATE]["downstream"] == []
+    sampled = "sampling" in sandbox_yaml(dag_id)
+    after_validation = [C.TASK_WORKLIST] if sampled else []
+    assert tasks[C.TASK_VALIDATE]["downstream"] == after_validation
     assert tasks[C.TASK_ON_TIME]["downstream"] == []
     assert tasks[C.TASK_COPY]["max_active_tis_per_dag"] == 1
     expected_tasks = {C.TASK_WAIT, C.TASK_COPY, C.TASK_REPORT, C.TASK_VALIDATE, C.TASK_ON_TIME}
     if C.TAG_DIGITAL in dag["tags"]:
         assert tasks[C.TASK_EXPORT]["downstream"] == [C.TASK_VALIDATE_DIGITAL]
+        assert tasks[C.TASK_VALIDATE_DIGITAL]["downstream"] == after_validation
         expected_tasks |= {C.TASK_EXPORT, C.TASK_VALIDATE_DIGITAL}
+    if sampled:
+        expected_tasks.add(C.TASK_WORKLIST)
+        assert tasks[C.TASK_WORKLIST]["downstream"] == []
     assert set(tasks) == expected_tasks
+
+
+def sandbox_yaml(dag_id: str) -> dict:
+    path = SANDBOX_PROVIDERS_DIR / f"{dag_id.removeprefix(C.DAG_PREFIX)}.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("dag_id", SANDBOX_DAG_IDS)
+def test_worklist_runs_on_what_landed_and_leaves_the_verdict_to_the_validations(
+    sandbox_bag: dict, dag_id: str
+) -> None:
+    """#13: build_worklist waits for both validations, whatever they concluded, and is a
+    teardown, so that a red day's run still fails (a run's state is its non-teardown leaves')."""
+    assert "sampling" in sandbox_yaml(dag_id), "the sandbox providers all have a worklist"
+    task = one_dag(sandbox_bag, dag_id)["tasks"][C.TASK_WORKLIST]
+    assert task["is_teardown"] is True
+    assert task["trigger_rule"] == "all_done_setup_success"  # all_done when there is no setup
+    assert task["extra_links"] == ["Liste d'écoute"]
+    assert task["retries"] == 3 and task["failure_callbacks"] == 1
 
 
 @pytest.mark.parametrize("dag_id", SANDBOX_DAG_IDS)
@@ -170,6 +197,7 @@ def test_item6_copy_runs_after_a_wait_that_gave_up_and_the_run_still_fails(
     dag = one_dag(sandbox_bag, dag_id)
     rules = {task_id: task["trigger_rule"] for task_id, task in dag["tasks"].items()}
     assert rules.pop(C.TASK_COPY) == "all_done"
+    rules.pop(C.TASK_WORKLIST, None)  # a teardown after the validations (#13)
     assert set(rules.values()) == {"all_success"}, rules
     assert dag["tasks"][C.TASK_ON_TIME]["downstream"] == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,13 @@ def test_demo_lands_both_providers_and_shows_the_red_day(tmp_path: Path) -> None
             assert {row["endpoint"] for row in copied} == {"ftps_cedre"}
             continue
         assert (tmp_path / "data/digital" / provider / day / "interactions.jsonl").stat().st_size
+        # #13: each run built the evaluators' worklist, and the demo prints its size.
+        worklist = tmp_path / "data" / "worklists" / provider / f"{day}.csv"
+        with worklist.open(encoding="utf-8") as handle:
+            items = list(csv.DictReader(handle))
+        recordings = sum(item["kind"] == "recording" for item in items)
+        conversations = len(items) - recordings
+        assert recordings and conversations, provider
+        assert f"WORKLIST  {recordings} recordings, {conversations} conversations" in text
+    # The red day's worklist was built, and its run still failed: the worklist is a teardown.
+    assert re.search(r"baobab_douala  day \S+  run: FAILED  verdict: RED", text), text[-3000:]

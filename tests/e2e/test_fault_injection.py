@@ -452,6 +452,7 @@ def test_item6_at_wait_timeout_what_arrived_lands_and_the_gap_is_reconciled(
         "fetch_report": "success",
         "validate_recordings": "failed",
         "recordings_on_time": "upstream_failed",
+        "build_worklist": "success",  # #13: a teardown, on what landed; the run still fails
     }, states
 
     # What did arrive landed: 4 inbound and the 7 outbound recordings.

@@ -6,6 +6,7 @@ YAML carries the parameters, this module carries the graph:
     wait_for_recordings >> recordings_on_time
     export_digital >> validate_digital            (providers with a `digital` section)
     validate_* >> confirm_to_provider             (providers with `recordings.on_complete`)
+    [validate_recordings, validate_digital] >> build_worklist   (with a `sampling` section)
 
 The copy runs once the wait is over, whatever its outcome (trigger rule ``all_done``): at
 ``wait_timeout`` the wait fails with its e-mail, and what did arrive still lands and is
@@ -30,6 +31,7 @@ from include.cc_intake.airflow.tasks import (
     CopyRecordingsOperator,
     FetchReportOperator,
     NoRetryWhenRetryCannotHelp,
+    ProviderOperator,
     ValidateRecordingsOperator,
     WaitForRecordingsSensor,
 )
@@ -161,6 +163,18 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
             validate >> confirm
             if cfg.digital is not None:
                 validate_digital >> confirm
+        if cfg.sampling is not None:
+            from include.cc_intake.airflow.tasks import BuildWorklistOperator
+
+            # After both validations, whatever they concluded: a red day's landed files are
+            # still to be evaluated (contract §10.1). A teardown (with no setup it waits for
+            # all upstream to be done, like all_done) so that the run's state stays the
+            # validations': a run's state is its leaves', teardowns aside.
+            worklist = BuildWorklistOperator(task_id=C.TASK_WORKLIST, provider=cfg).as_teardown()
+            validations: list[ProviderOperator] = [validate]
+            if cfg.digital is not None:
+                validations.append(validate_digital)
+            validations >> worklist
     return dag
 
 

@@ -14,6 +14,10 @@ URL_PREFIX = "/cc-intake"
 """Where the api-server mounts the overview plugin's app (plugins/overview.py)."""
 PROOF_ROUTE = "quality"
 """The plugin's route to the proof files: the data root's ``quality/`` folder, as laid out."""
+WORKLIST_URL_PREFIX = "/cc-intake-worklists"
+"""Where the api-server mounts the worklist plugin's app (plugins/worklist.py, #13)."""
+WORKLIST_ROUTE = "worklists"
+"""The worklist plugin's route to the pages: the data root's ``worklists/`` folder."""
 
 
 def base_url() -> str:
@@ -31,6 +35,13 @@ def proof_url(provider: str, day: dt.date | str, name: str, *, base: str | None 
     day_text = day.isoformat() if isinstance(day, dt.date) else day
     root = (base or base_url()).rstrip("/")
     return f"{root}{URL_PREFIX}/{PROOF_ROUTE}/{provider}/{day_text}/{name}"
+
+
+def worklist_url(provider: str, day: dt.date | str, *, base: str | None = None) -> str:
+    """The evaluators' worklist page of the day, as the worklist plugin serves it (#13)."""
+    day_text = day.isoformat() if isinstance(day, dt.date) else day
+    root = (base or base_url()).rstrip("/")
+    return f"{root}{WORKLIST_URL_PREFIX}/{WORKLIST_ROUTE}/{provider}/{day_text}.html"
 
 
 def run_link(dag_id: str, run_id: str, *, base: str | None = None) -> str:

@@ -34,6 +34,7 @@ from include.cc_intake.days import processed_day
 from include.cc_intake.errors import (
     ConfigError,
     IntakeError,
+    ManifestError,
     ReconciliationError,
     RecordingsNotReady,
     ReportError,
@@ -671,7 +672,89 @@ class ConfirmToProviderOperator(ProviderOperator):
         return result.as_dict()
 
 
+# --- the evaluators' worklist (#13) ----------------------------------------------------------
+
+
+class WorklistLink(BaseOperatorLink):
+    """One click from the task to the day's worklist page (pushed by the task as XCom)."""
+
+    name = "Liste d'écoute"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return str(value or "")
+
+
+class BuildWorklistOperator(ProviderOperator):
+    """Draw (or top up) the evaluators' sample of the day and write its CSV and page.
+
+    Runs after both validations whatever their outcome (``all_done``): a red day's landed files
+    are still worth evaluating. Skipped when nothing landed (no manifest, no export). A re-run
+    keeps every row already written and only adds (the file is append-only within a day). An
+    unreadable manifest or export skips it (its validation already failed and e-mailed); an
+    unreadable worklist fails it.
+
+    :param provider: the provider's validated configuration (with a ``sampling`` section).
+    """
+
+    ui_color = "#fdebd0"
+    operator_extra_links = (WorklistLink(),)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from include.cc_intake.airflow.links import worklist_url
+        from include.cc_intake.worklist import build_worklist, interactions_path, worklist_paths
+
+        layout = self.layout(context)
+        day = layout.day
+        if not layout.manifest.exists() and not (
+            self.provider.digital is not None
+            and interactions_path(layout.root, self.provider.id, day).exists()
+        ):
+            raise AirflowSkipException(
+                f"{self.provider.id} {day}: nothing landed (no manifest {layout.manifest}, no "
+                "export): no worklist"
+            )
+        csv_path, _ = worklist_paths(layout.root, self.provider.id, day)
+        try:
+            with day_lock(layout):
+                result = build_worklist(
+                    self.provider,
+                    day,
+                    layout.root,
+                    now=dt.datetime.now(dt.UTC),
+                    token=self.token(context),
+                )
+        except ManifestError as exc:
+            if exc.path == str(csv_path):
+                raise  # the worklist itself: nothing else reports it
+            # An unreadable manifest or export: its validation failed on it and e-mailed; a
+            # second e-mail for the same file would add nothing.
+            raise AirflowSkipException(f"no worklist: {exc}") from exc
+        url = worklist_url(self.provider.id, day)
+        context["ti"].xcom_push(key=WorklistLink().xcom_key, value=url)
+        log.info(
+            "%s %s: worklist of %d recordings and %d conversations (%d added by this run): %s (%s)",
+            self.provider.id,
+            day,
+            result.count("recording"),
+            result.count("digital"),
+            result.added,
+            result.csv_path,
+            url,
+        )
+        return {
+            "recordings": result.count("recording"),
+            "digital": result.count("digital"),
+            "added": result.added,
+            "csv": str(result.csv_path),
+            "page": url,
+        }
+
+
 __all__: Sequence[str] = (
+    "BuildWorklistOperator",
     "ConfigErrorOperator",
     "ConfirmToProviderOperator",
     "CopyRecordingsOperator",
@@ -681,4 +764,5 @@ __all__: Sequence[str] = (
     "ValidateDigitalOperator",
     "ValidateRecordingsOperator",
     "WaitForRecordingsSensor",
+    "WorklistLink",
 )

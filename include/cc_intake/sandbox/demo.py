@@ -10,6 +10,7 @@ what was rejected and why, which endpoint served it, the verdict and where to lo
 from __future__ import annotations
 
 import argparse
+import csv
 import email
 import json
 import os
@@ -90,6 +91,18 @@ def _manifest_lines(path: Path) -> list[str]:
     return lines
 
 
+def _worklist_lines(folder: Path, day: str) -> list[str]:
+    """The evaluators' worklist the run's build_worklist task wrote (#13)."""
+    if not (folder / f"{day}.csv").exists():
+        return ["    WORKLIST  (none written)"]
+    with (folder / f"{day}.csv").open(encoding="utf-8", newline="") as handle:
+        kinds = Counter(row["kind"] for row in csv.DictReader(handle))
+    return [
+        f"    WORKLIST  {kinds['recording']} recordings, {kinds['digital']} conversations"
+        f" to evaluate: {folder / f'{day}.html'}"
+    ]
+
+
 def summarise(work: Path, results: dict[str, tuple[str, int, Path]]) -> str:
     data = work / "data"
     out = ["", "=" * 78, "cc-intake demo — sandbox providers, processed day J-1", "=" * 78]
@@ -112,6 +125,7 @@ def summarise(work: Path, results: dict[str, tuple[str, int, Path]]) -> str:
                 f"    DIGITAL   {digital.get('got')} interactions exported, "
                 f"CRM states {digital.get('expected')}"
             )
+        out.extend(_worklist_lines(data / "worklists" / pid, day))
         out.append(f"    landed in  {data / 'recordings' / pid / day}")
         proof = data / "quality" / pid / day / "recordings.html"
         if proof.exists():

@@ -1,0 +1,125 @@
+"""The worklist page in headless Chromium, served by Airflow's real api-server app (#13).
+
+The browser gets its session as the UI's does (the ``_token`` cookie from a real login), opens
+the page and plays a WAV item: the audio element, fed by the plugin's Range responses, reaches
+``readyState`` ≥ 2 (HAVE_CURRENT_DATA) and its clock moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest_overview import AirflowApi
+from tests.integration.conftest_worklist import (
+    DAY,
+    worklist_api,  # noqa: F401 — the fixture
+)
+from tests.integration.test_overview_browser import (
+    CHROMIUM,
+    DevTools,
+    Served,
+    chromium_args,
+    free_port,
+    with_test_login,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.airflow_db,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="Chromium not installed (Debian package `chromium`; .ci/run installs it)",
+    ),
+]
+
+PAGE = f"/cc-intake-worklists/worklists/acme_abidjan/{DAY}.html"
+
+
+@pytest.fixture(scope="module")
+def served(worklist_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
+    import uvicorn
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    session: dict[str, str] = {}
+    app = with_test_login(worklist_api.app, session)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        password = worklist_api.passwords()["operator"]
+        response = httpx.post(
+            f"{base}/auth/token", json={"username": "operator", "password": password}
+        )
+        assert response.status_code == 201, response.text
+        session["token"] = response.json()["access_token"]
+        yield Served(base, session["token"])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("name", ["C00001.wav", "C00002.wav"], ids=["pcm", "alaw"])
+def test_the_page_plays_a_wav_item(served: Served, tmp_path: Path, name: str) -> None:
+    import websockets
+
+    args = [
+        *chromium_args(tmp_path / "profile"),
+        "--autoplay-policy=no-user-gesture-required",
+        "--remote-debugging-port=0",
+        "about:blank",
+    ]
+    browser = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = None
+        for line in browser.stderr:  # type: ignore[union-attr]
+            if match := re.search(r"DevTools listening on ws://([^/]+)/", line):
+                endpoint = match.group(1)
+                break
+        assert endpoint, "Chromium did not open its DevTools port"
+        with urllib.request.urlopen(f"http://{endpoint}/json") as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+
+        async def scenario() -> dict:
+            async with websockets.connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
+                tools = DevTools(ws)
+                await tools.call("Page.navigate", url=served.login_url(PAGE))
+                await tools.wait_for("document.querySelectorAll('audio').length === 3")
+                # The row whose file name (masked on the page, never in a URL) is ``name``.
+                audio = (
+                    "[...document.querySelectorAll('tr.recording')]"
+                    f".find(r => r.textContent.includes('{name}')).querySelector('audio')"
+                )
+                await tools.evaluate(f"{audio}.play().catch(e => window.playError = String(e))")
+                await tools.wait_for(f"{audio}.readyState >= 2 || window.playError", timeout=30)
+                await tools.wait_for(f"{audio}.currentTime > 0 || window.playError", timeout=30)
+                return await tools.evaluate(
+                    f"({{state: {audio}.readyState, error: window.playError || null,"
+                    f" media: {audio}.error && {audio}.error.code,"
+                    f" duration: {audio}.duration, src: {audio}.currentSrc}})"
+                )
+
+        state = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    finally:
+        browser.terminate()
+        browser.wait(timeout=10)
+    assert state["error"] is None and state["media"] is None, state
+    assert state["state"] >= 2, state
+    assert 2.5 < state["duration"] < 4.5, state
+    assert re.search(rf"/cc-intake-worklists/media/acme_abidjan/{DAY}/\d+$", state["src"]), state
