@@ -31,7 +31,7 @@ from markupsafe import Markup
 
 from include.cc_intake.constants import dag_id_of
 from include.cc_intake.errors import UnsafePathError
-from include.cc_intake.status import CONFIG_ERROR, SUMMARY_STATUSES
+from include.cc_intake.status import CONFIG_ERROR, RUNNING, SUMMARY_STATUSES
 
 DEFAULT_DAYS = 30
 # Served proof files: what the quality step writes, nothing else (never temporary files).
@@ -47,6 +47,7 @@ _STATUS_LABELS = {
     "amber": ("!", "complet, à vérifier"),
     "red": ("✗", "incomplet"),
     CONFIG_ERROR: ("⚙", "configuration invalide"),
+    RUNNING: ("…", "en cours"),
     "missing": ("·", "pas de données"),
     "invalid": ("?", "résumé illisible"),
 }
@@ -70,7 +71,7 @@ class DayCell:
 
     provider: str
     day: dt.date
-    status: str  # green | amber | red | config_error | missing | invalid
+    status: str  # green | amber | red | config_error | running | missing | invalid
     recordings: tuple[tuple[str, Count], ...] = ()
     digital: Count | None = None
     rejected: int | None = None
@@ -82,6 +83,7 @@ class DayCell:
     timezone: str | None = None
     proof_page: str | None = None  # relative to quality/, e.g. "acme/2026-11-25/recordings.html"
     problem: str | None = None
+    previous: str | None = None  # while running: the day's earlier verdict, if any
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ def _cell_from_summary(
         timezone=_str(data.get("timezone")),
         proof_page=proof_page,
         problem=problem,
+        previous=_str(data.get("previous")) if status == RUNNING else None,
     )
 
 
@@ -332,14 +335,11 @@ def render_overview(
         {"status": status, "label": _STATUS_LABELS[status][1], "count": overview.count(status)}
         for status in ("green", "amber", "red", "missing")
     ]
-    if overview.count(CONFIG_ERROR):
-        legend.append(
-            {
-                "status": CONFIG_ERROR,
-                "label": _STATUS_LABELS[CONFIG_ERROR][1],
-                "count": overview.count(CONFIG_ERROR),
-            }
-        )
+    for extra in (RUNNING, CONFIG_ERROR):
+        if overview.count(extra):
+            legend.append(
+                {"status": extra, "label": _STATUS_LABELS[extra][1], "count": overview.count(extra)}
+            )
     rows = [
         {
             "provider": row.provider,
@@ -398,6 +398,8 @@ def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any
         title.append(f"Dont conservés ici, plus sur le serveur : {cell.kept}")
     if cell.failed:
         title.append(f"Copies en échec : {cell.failed}")
+    if cell.status == RUNNING and cell.previous in _STATUS_LABELS:
+        title.append(f"Verdict précédent : {_STATUS_LABELS[cell.previous][1]}")
     if cell.problem:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:
