@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import os
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -34,7 +35,7 @@ import jinja2
 from include.cc_intake import overview
 from include.cc_intake.config import DIRECTIONS
 from include.cc_intake.days import processed_day
-from include.cc_intake.errors import ConfigError, ManifestError
+from include.cc_intake.errors import ConfigError, ManifestError, UnsafePathError
 from include.cc_intake.layout import DayLayout, atomic_writer, storage_errors
 from include.cc_intake.manifest import read_manifest
 from include.cc_intake.naming import safe_join
@@ -452,6 +453,22 @@ def write_digest(data_root: Path, day: dt.date, html: str) -> Path:
     ):
         handle.write(html)
     return path
+
+
+def resolve_digest_file(data_root: Path, name: str) -> Path:
+    """The page ``digests/<name>`` for the plugin, or ``UnsafePathError``.
+
+    Only ``YYYY-MM-DD.html`` is served, and the resolved path (symlinks followed) must stay
+    under ``digests/``.
+    """
+    what = f"digest file {name!r}"
+    if not name.endswith(".html") or overview._parse_day_dir(name.removesuffix(".html")) is None:
+        raise UnsafePathError(f"{what}: expected YYYY-MM-DD.html")
+    root = Path(data_root) / "digests"
+    candidate = Path(os.path.realpath(root / name))
+    if not candidate.is_relative_to(Path(os.path.realpath(root))):
+        raise UnsafePathError(f"{what}: resolves outside {root}")
+    return candidate
 
 
 def latest_digest(data_root: Path) -> dt.date | None:

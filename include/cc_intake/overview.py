@@ -325,11 +325,13 @@ def render_overview(
     generated_at: dt.datetime | None = None,
     earlier: str | None = None,
     later: str | None = None,
+    digest: str | None = None,
 ) -> str:
     """The whole page as one HTML document (``templates/overview.html.j2``).
 
     :param earlier: href of the previous window (older days), if any.
     :param later: href of the next window (newer days), if any.
+    :param digest: href of the latest morning digest, if any.
     """
     legend = [
         {"status": status, "label": _STATUS_LABELS[status][1], "count": overview.count(status)}
@@ -367,6 +369,7 @@ def render_overview(
             undelivered=overview.undelivered,
             earlier=earlier,
             later=later,
+            digest=digest,
             stamp=stamp,
             script=Markup(TOP_NAVIGATION_SCRIPT),  # allowed by its hash: written as is
         )
