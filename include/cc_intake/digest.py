@@ -197,8 +197,9 @@ def provider_row(data_root: Path, provider: DigestProvider, *, at: dt.datetime) 
     """One provider's row; whatever is missing or broken is said in the row, never raised."""
     problems: list[str] = []
     if provider.config_error:
-        first = provider.config_error.strip().splitlines()[0] if provider.config_error else ""
-        problems.append(f"configuration du prestataire invalide : {first}")
+        # The validation error names the file, then each field on its own line.
+        error = " ".join(line.strip() for line in provider.config_error.splitlines())
+        problems.append(f"configuration du prestataire invalide : {error}")
     try:
         day = processed_day(tz=provider.timezone, logical_date=at)
     except (ConfigError, ZoneInfoNotFoundError, ValueError) as exc:
