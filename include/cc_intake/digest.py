@@ -68,6 +68,8 @@ _COLOURS = {  # text, background — the overview's palette
     CONFIG_ERROR: ("#6a1b9a", "#e1bee7"),
     INVALID: ("#c62828", "#f5f5f5"),
 }
+# Rows needing someone first, then by provider id.
+_SEVERITY = (RED, INVALID, CONFIG_ERROR, AMBER, RUNNING, MISSING, GREEN)
 _DIRECTION_WORDS = {"ENTRANTS": "entrants", "SORTANTS": "sortants"}
 _PROOF_LABELS = {"recordings.html": "preuve enregistrements", "digital.html": "preuve digital"}
 _AT_RE = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)\s+(?P<zone>\S+)$")
@@ -176,7 +178,7 @@ def build_digest(
     zone: str = "UTC",
     discover: bool = True,
 ) -> Digest:
-    """The digest at ``at``: one row per provider (sorted by id), each for its own day.
+    """The digest at ``at``: one row per provider, each for its own day; red first, green last.
 
     :param providers: the configured providers and the broken ones (placeholders).
     :param zone: the digest's zone (its own day, its file name).
@@ -189,8 +191,11 @@ def build_digest(
     if discover:
         for found in overview.list_providers(data_root):
             known.setdefault(found, DigestProvider(found, found, "UTC"))
-    rows = tuple(provider_row(data_root, known[pid], at=at) for pid in sorted(known))
-    return Digest(digest_day(at, zone), at, rows, zone=zone)
+    rows = sorted(
+        (provider_row(data_root, known[pid], at=at) for pid in known),
+        key=lambda row: (_SEVERITY.index(row.status), row.provider),
+    )
+    return Digest(digest_day(at, zone), at, tuple(rows), zone=zone)
 
 
 def provider_row(data_root: Path, provider: DigestProvider, *, at: dt.datetime) -> DigestRow:
