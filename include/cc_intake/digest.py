@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,7 +34,7 @@ import jinja2
 
 from include.cc_intake import overview
 from include.cc_intake.config import DIRECTIONS
-from include.cc_intake.days import processed_day
+from include.cc_intake.days import parse_day, processed_day
 from include.cc_intake.errors import ConfigError, ManifestError, UnsafePathError
 from include.cc_intake.layout import DayLayout, atomic_writer, storage_errors
 from include.cc_intake.manifest import read_manifest
@@ -335,7 +335,6 @@ class DigestLinks:
     ui_base: str
     proof_base: str
     overview: str
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -468,7 +467,7 @@ def resolve_digest_file(data_root: Path, name: str) -> Path:
     under ``digests/``.
     """
     what = f"digest file {name!r}"
-    if not name.endswith(".html") or overview._parse_day_dir(name.removesuffix(".html")) is None:
+    if not name.endswith(".html") or _day_of(name.removesuffix(".html")) is None:
         raise UnsafePathError(f"{what}: expected YYYY-MM-DD.html")
     root = Path(data_root) / "digests"
     candidate = Path(os.path.realpath(root / name))
@@ -486,9 +485,16 @@ def latest_digest(data_root: Path) -> dt.date | None:
         parsed
         for entry in folder.iterdir()
         if entry.suffix == ".html" and entry.is_file()
-        if (parsed := overview._parse_day_dir(entry.stem)) is not None
+        if (parsed := _day_of(entry.stem)) is not None
     ]
     return max(days, default=None)
+
+
+def _day_of(text: str) -> dt.date | None:
+    try:
+        return parse_day(text)
+    except ConfigError:
+        return None
 
 
 def _num(value: int | None) -> str:

@@ -227,9 +227,10 @@ def finish_running_summary(
 ) -> Path | None:
     """End a ``running`` mark that no validation replaced (the run ended before its verdict).
 
-    Only this attempt's own mark is touched. The day gets back its earlier verdict (the proof
-    files still say it) or, without one, ``red``: the day was not proven. Returns the path
-    written, or ``None`` when there was nothing to end.
+    Only this attempt's own mark is touched. With a recordings proof on disk, the day's status
+    is what its proof files say now (the earlier recordings verdict, and a digital verdict this
+    run may have renewed); without one, its earlier verdict, else ``red``: the day was not
+    proven. Returns the path written, or ``None`` when there was nothing to end.
     """
     path = quality_dir / "summary.json"
     earlier = _load_json(path)
@@ -239,7 +240,14 @@ def finish_running_summary(
         return None
     summary = dict(earlier)
     previous = summary.pop("previous", None)
-    summary["status"] = previous if previous in VERDICTS else "red"
+    rec = _load_json(quality_dir / "recordings.json")
+    if rec is not None:
+        dig = _load_json(quality_dir / "digital.json")
+        rejected = len((rec.get("reconciliation") or {}).get("rejected") or [])
+        verdicts = [verdict(r) for r in (rec, dig) if r is not None]
+        summary["status"] = day_status(verdicts, recordings_validated=True, rejected=rejected)
+    else:
+        summary["status"] = previous if previous in VERDICTS else "red"
     summary["last_run"] = "success" if succeeded else "failed"
     summary["updated_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))

@@ -137,6 +137,22 @@ def test_a_run_that_ends_before_its_verdict_gets_the_earlier_one_back(tmp_path: 
     assert finish_running_summary(folder, run_id="r2", attempt="0", succeeded=False) is None
 
 
+def test_a_rerun_that_renewed_only_its_digital_verdict_ends_with_what_the_proofs_say(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "q"
+    _green_day(folder)
+    (folder / "recordings.json").write_text(json.dumps(_recordings()), encoding="utf-8")
+    # Only the CRM part is re-run (export_digital cleared): its new export fails validation.
+    write_running_summary(folder, provider="acme", day=DAY, run_id="r1", attempt="1")
+    bad = {**_digital(), "success": False}
+    (folder / "digital.json").write_text(json.dumps(bad), encoding="utf-8")
+    write_summary(folder, provider="acme", day=DAY, digital=bad, run_id="r1", attempt="1")
+    assert _read(folder)["status"] == "running"
+    assert finish_running_summary(folder, run_id="r1", attempt="1", succeeded=False)
+    assert _read(folder)["status"] == "red"  # not the green from before the run
+
+
 def test_a_first_run_that_ends_before_its_verdict_is_red(tmp_path: Path) -> None:
     folder = tmp_path / "q"
     write_running_summary(folder, provider="acme", day=DAY, run_id="r1", attempt="0")
