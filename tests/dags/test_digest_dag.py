@@ -20,7 +20,7 @@ def test_the_digest_dag_runs_daily_at_the_default_time(tmp_path: Path) -> None:
     assert list(digest["tasks"]) == [C.TASK_SEND_DIGEST]
     assert sorted(digest["tags"]) == sorted([C.TAG_INTAKE, C.TAG_DIGEST])
     task = digest["tasks"][C.TASK_SEND_DIGEST]
-    assert task["owner"] and task["retries"] >= 1
+    assert task["owner"] and task["retries"] >= 1 and task["failure_callbacks"] >= 1
 
 
 def test_the_digest_time_is_a_parse_time_setting(tmp_path: Path) -> None:

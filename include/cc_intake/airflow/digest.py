@@ -141,7 +141,17 @@ def digest_doc_md(at: DigestAt) -> str:
 
 def build_digest_dag(setting: str | None = None) -> DAG:
     """The ``cc_intake_digest`` DAG at ``CC_INTAKE_DIGEST_AT`` (or ``setting``), catchup off."""
+    from include.cc_intake.airflow.notify import IntakeFailureNotifier
+
     at = parse_digest_at(setting if setting is not None else os.environ.get(DIGEST_AT))
+    # A digest that could not be built (disk full, …) is said to the operations list: no
+    # alert_emails here, so the notifier reads CC_INTAKE_OPS_EMAILS at run time.
+    notifier = IntakeFailureNotifier(
+        provider_id="digest",
+        provider_name="Synthèse du matin",
+        timezone=at.timezone,
+        alert_emails=(),
+    )
     with DAG(
         dag_id=C.DIGEST_DAG_ID,
         description=f"Morning digest of every provider's day, e-mailed at {at}",
@@ -155,6 +165,7 @@ def build_digest_dag(setting: str | None = None) -> DAG:
             "owner": C.DEFAULT_OWNER,
             "retries": 2,
             "retry_delay": dt.timedelta(minutes=5),
+            "on_failure_callback": [notifier],
         },
     ) as dag:
         SendDigestOperator(task_id=C.TASK_SEND_DIGEST, digest_at=at)
