@@ -27,8 +27,8 @@ from fastapi.responses import (
     Response,
 )
 
-from include.cc_intake import alerts_outbox, overview, proof_pages
-from include.cc_intake.airflow.links import PROOF_ROUTE, URL_PREFIX
+from include.cc_intake import alerts_outbox, digest, overview, proof_pages
+from include.cc_intake.airflow.links import DIGEST_ROUTE, PROOF_ROUTE, URL_PREFIX
 from include.cc_intake.constants import DAG_PREFIX, TAG_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import data_root
@@ -180,6 +180,7 @@ def create_app() -> FastAPI:
             grid,
             earlier=f"?end={(end_day - step).isoformat()}&days={days}",
             later=f"?end={later.isoformat()}&days={days}" if later else None,
+            digest=_latest_digest_href(root),
         )
         headers = {**_SECURITY_HEADERS, "Content-Security-Policy": overview.CONTENT_SECURITY_POLICY}
         return HTMLResponse(body, headers=headers)
@@ -202,7 +203,30 @@ def create_app() -> FastAPI:
             headers["Content-Security-Policy"] = _PROOF_CSP
         return FileResponse(path, media_type=overview.SERVED_SUFFIXES[path.suffix], headers=headers)
 
+    @app.get(f"/{DIGEST_ROUTE}/{{name}}")
+    def digest_file(name: str, user: CurrentUser) -> FileResponse:
+        # The digest shows every provider: only a user who may read all their DAGs gets it.
+        root = data_root()
+        try:
+            path = digest.resolve_digest_file(root, name)
+        except UnsafePathError as exc:
+            log.warning("Overview: refused %s", exc)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found") from None
+        every = set(overview.list_providers(root)) | _provider_dags()
+        if _readable_providers(user, every) != every:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+        if not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found")
+        headers = {**_SECURITY_HEADERS, "Content-Security-Policy": _PROOF_CSP}
+        return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
+
     return app
+
+
+def _latest_digest_href(root: Path) -> str | None:
+    """The overview's link to the newest ``digests/<day>.html`` (relative, like proof links)."""
+    latest = digest.latest_digest(root)
+    return f"{DIGEST_ROUTE}/{latest.isoformat()}.html" if latest else None
 
 
 class CcIntakeOverviewPlugin(AirflowPlugin):

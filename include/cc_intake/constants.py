@@ -9,6 +9,7 @@ TAG_INTAKE = "cc-intake"
 TAG_SANDBOX = "sandbox"
 TAG_CONFIG_ERROR = "config-error"
 TAG_DIGITAL = "digital"
+TAG_DIGEST = "digest"
 
 DEFAULT_OWNER = "cc-intake"
 DAG_PREFIX = "ingest_"  # a provider's DAG id is DAG_PREFIX + its id (dag_id_of)
@@ -24,9 +25,9 @@ TASK_EXPORT = "export_digital"
 TASK_VALIDATE_DIGITAL = "validate_digital"
 TASK_CONFIG_ERROR = "config_error"
 TASK_CONFIRM = "confirm_to_provider"  # the completion handshake (recordings.on_complete)
-
-
 TASK_WORKLIST = "build_worklist"  # providers with a `sampling` section (#13)
+DIGEST_DAG_ID = "cc_intake_digest"
+TASK_SEND_DIGEST = "send_digest"
 
 # The manifest's columns (contract §7 *Manifest* and §8): the leading ones, then the pattern's
 # named groups, then the added ones in this stable order. A pattern group may not take one of

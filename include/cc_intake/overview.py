@@ -31,7 +31,7 @@ from markupsafe import Markup
 
 from include.cc_intake.constants import dag_id_of
 from include.cc_intake.errors import UnsafePathError
-from include.cc_intake.status import CONFIG_ERROR, SUMMARY_STATUSES
+from include.cc_intake.status import CONFIG_ERROR, RUNNING, SUMMARY_STATUSES
 
 DEFAULT_DAYS = 30
 # Served proof files: what the quality step writes, nothing else (never temporary files).
@@ -50,6 +50,7 @@ _STATUS_LABELS = {
     "amber": ("!", "complet, à vérifier"),
     "red": ("✗", "incomplet"),
     CONFIG_ERROR: ("⚙", "configuration invalide"),
+    RUNNING: ("…", "en cours"),
     "missing": ("·", "pas de données"),
     "invalid": ("?", "résumé illisible"),
 }
@@ -73,7 +74,7 @@ class DayCell:
 
     provider: str
     day: dt.date
-    status: str  # green | amber | red | config_error | missing | invalid
+    status: str  # green | amber | red | config_error | running | missing | invalid
     recordings: tuple[tuple[str, Count], ...] = ()
     digital: Count | None = None
     rejected: int | None = None
@@ -88,6 +89,7 @@ class DayCell:
     problem: str | None = None
     purged_at: str | None = None  # the retention deleted the day's personal data (#12)
     worklist: str | None = None  # relative to worklists/, e.g. "acme/2026-11-25.html" (#13)
+    previous: str | None = None  # while running: the day's earlier verdict, if any
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ def _cell_from_summary(
         proof_page=proof_page,
         problem=problem,
         purged_at=_str(data.get("purged_at")),
+        previous=_str(data.get("previous")) if status == RUNNING else None,
     )
 
 
@@ -342,24 +345,23 @@ def render_overview(
     generated_at: dt.datetime | None = None,
     earlier: str | None = None,
     later: str | None = None,
+    digest: str | None = None,
 ) -> str:
     """The whole page as one HTML document (``templates/overview.html.j2``).
 
     :param earlier: href of the previous window (older days), if any.
     :param later: href of the next window (newer days), if any.
+    :param digest: href of the latest morning digest, if any.
     """
     legend = [
         {"status": status, "label": _STATUS_LABELS[status][1], "count": overview.count(status)}
         for status in ("green", "amber", "red", "missing")
     ]
-    if overview.count(CONFIG_ERROR):
-        legend.append(
-            {
-                "status": CONFIG_ERROR,
-                "label": _STATUS_LABELS[CONFIG_ERROR][1],
-                "count": overview.count(CONFIG_ERROR),
-            }
-        )
+    for extra in (RUNNING, CONFIG_ERROR):
+        if overview.count(extra):
+            legend.append(
+                {"status": extra, "label": _STATUS_LABELS[extra][1], "count": overview.count(extra)}
+            )
     rows = [
         {
             "provider": row.provider,
@@ -387,6 +389,7 @@ def render_overview(
             undelivered=overview.undelivered,
             earlier=earlier,
             later=later,
+            digest=digest,
             stamp=stamp,
             script=Markup(TOP_NAVIGATION_SCRIPT),  # allowed by its hash: written as is
         )
@@ -421,6 +424,8 @@ def _cell_view(cell: DayCell, *, ui_base: str, proof_base: str) -> dict[str, Any
     if cell.served_by_backup:
         lines.append("secours")
         title.append("Servi par le point d'accès de secours : " + ", ".join(cell.served_by_backup))
+    if cell.status == RUNNING and cell.previous in _STATUS_LABELS:
+        title.append(f"Verdict précédent : {_STATUS_LABELS[cell.previous][1]}")
     if cell.problem:
         title.append(f"Problème : {cell.problem}")
     if cell.updated_at:

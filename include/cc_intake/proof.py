@@ -20,7 +20,15 @@ from typing import Any
 from include.cc_intake.config import DIRECTIONS
 from include.cc_intake.layout import atomic_writer, storage_errors
 from include.cc_intake.proof_pages import render_digital_page, render_recordings_page
-from include.cc_intake.status import CONFIG_ERROR, ProofKind, day_status, keeps_verdict, verdict
+from include.cc_intake.status import (
+    CONFIG_ERROR,
+    RUNNING,
+    VERDICTS,
+    ProofKind,
+    day_status,
+    keeps_verdict,
+    verdict,
+)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -68,6 +76,7 @@ def write_summary(
     rejected: int | None = None,
     run_id: str | None = None,
     timezone: str | None = None,
+    attempt: str | None = None,
 ) -> Path:
     """Write ``summary.json`` from the day's results (contract §7 *Proof files*).
 
@@ -79,7 +88,19 @@ def write_summary(
     ``failed`` (optional keys, present when not 0) are its numbers of kept and failed rows;
     kept ones are already part of each direction's ``got``. ``run_id`` and ``timezone``, when
     given, are added for the overview's link to the run (optional keys).
+
+    ``attempt`` names the run attempt (see :func:`write_running_summary`). While the summary
+    says ``running`` for this same attempt, a digital verdict alone keeps it ``running`` (the
+    recordings, which decide the day, are still on their way); the recordings verdict ends it.
     """
+    earlier = _load_json(quality_dir / "summary.json")
+    still_running = (
+        recordings is None
+        and attempt is not None
+        and earlier is not None
+        and earlier.get("status") == RUNNING
+        and _same_attempt(earlier, run_id, attempt)
+    )
     rec = (
         dict(recordings) if recordings is not None else _load_json(quality_dir / "recordings.json")
     )
@@ -110,11 +131,16 @@ def write_summary(
         recordings_validated=rec is not None,
         rejected=rejected,
     )
+    if still_running:
+        assert earlier is not None
+        reconciliation = {}  # the recordings.json on disk is an earlier run's
+        recordings_section = earlier.get("recordings") or recordings_section
+        rejected = earlier.get("rejected", rejected)
 
     summary: dict[str, Any] = {
         "provider": provider,
         "day": day.isoformat(),
-        "status": status,
+        "status": RUNNING if still_running else status,
         "recordings": recordings_section,
         "digital": digital_section,
         "rejected": rejected,
@@ -133,6 +159,13 @@ def write_summary(
     if timezone is not None:
         summary["timezone"] = timezone
     summary.update(_purge_marks(quality_dir))
+    if attempt is not None:
+        summary["attempt"] = attempt
+    if still_running:
+        assert earlier is not None
+        for key in ("started_at", "previous", "kept", "failed"):
+            if key in earlier:
+                summary[key] = earlier[key]
     path = quality_dir / "summary.json"
     _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
     return path
@@ -146,6 +179,102 @@ def _purge_marks(quality_dir: Path) -> dict[str, Any]:
     """
     earlier = _load_json(quality_dir / "summary.json") or {}
     return {key: earlier[key] for key in ("purged", "purged_at") if earlier.get(key)}
+
+
+def _same_attempt(summary: Mapping[str, Any], run_id: str | None, attempt: str) -> bool:
+    return summary.get("run_id") == run_id and summary.get("attempt") == attempt
+
+
+# What a ``running`` summary keeps of the day's last summary: its counts stay visible while
+# the run works (a re-run of a green day still shows what landed and was proven).
+# The retention's purge marks stay too: a re-run of a purged day must still be refused (#12).
+_KEPT_WHILE_RUNNING = (
+    "recordings",
+    "digital",
+    "rejected",
+    "kept",
+    "failed",
+    "purged",
+    "purged_at",
+)
+
+
+def write_running_summary(
+    quality_dir: Path,
+    *,
+    provider: str,
+    day: dt.date,
+    run_id: str,
+    attempt: str,
+    timezone: str | None = None,
+) -> Path | None:
+    """Mark the day ``running`` at the start of a run attempt (contract §8.1 *Evaluators*).
+
+    ``attempt`` tells the attempts of one run apart (a cleared run keeps its ``run_id``): the
+    first step of an attempt to get here writes ``running``; any later call for the same
+    attempt (a second root task, a rescheduled sensor) leaves the file alone, so it never
+    overwrites a verdict that a later step of the attempt has written. The day's counts and
+    its earlier verdict (``previous``) are kept; the proof files are not touched. Returns the
+    path written, or ``None`` when this attempt had already marked the day.
+    """
+    path = quality_dir / "summary.json"
+    earlier = _load_json(path) or {}
+    if _same_attempt(earlier, run_id, attempt):
+        return None
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary: dict[str, Any] = {
+        "provider": provider,
+        "day": day.isoformat(),
+        "status": RUNNING,
+        "recordings": None,
+        "digital": None,
+        "rejected": None,
+    }
+    for key in _KEPT_WHILE_RUNNING:
+        if key in earlier:
+            summary[key] = earlier[key]
+    previous = earlier.get("status")
+    if previous not in VERDICTS:  # a run that never ended keeps the verdict before it
+        previous = earlier.get("previous")
+    if previous in VERDICTS:
+        summary["previous"] = previous
+    summary.update(updated_at=now, started_at=now, run_id=run_id, attempt=attempt)
+    if timezone is not None:
+        summary["timezone"] = timezone
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
+
+
+def finish_running_summary(
+    quality_dir: Path, *, run_id: str, attempt: str, succeeded: bool
+) -> Path | None:
+    """End a ``running`` mark that no validation replaced (the run ended before its verdict).
+
+    Only this attempt's own mark is touched. With a recordings proof on disk, the day's status
+    is what its proof files say now (the earlier recordings verdict, and a digital verdict this
+    run may have renewed); without one, its earlier verdict, else ``red``: the day was not
+    proven. Returns the path written, or ``None`` when there was nothing to end.
+    """
+    path = quality_dir / "summary.json"
+    earlier = _load_json(path)
+    if earlier is None or earlier.get("status") != RUNNING:
+        return None
+    if not _same_attempt(earlier, run_id, attempt):
+        return None
+    summary = dict(earlier)
+    previous = summary.pop("previous", None)
+    rec = _load_json(quality_dir / "recordings.json")
+    if rec is not None:
+        dig = _load_json(quality_dir / "digital.json")
+        rejected = len((rec.get("reconciliation") or {}).get("rejected") or [])
+        verdicts = [verdict(r) for r in (rec, dig) if r is not None]
+        summary["status"] = day_status(verdicts, recordings_validated=True, rejected=rejected)
+    else:
+        summary["status"] = previous if previous in VERDICTS else "red"
+    summary["last_run"] = "success" if succeeded else "failed"
+    summary["updated_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
+    return path
 
 
 def write_config_error_summary(

@@ -10,8 +10,9 @@ pages and the overview all read the statuses from here.
 - ``green``: every validation present passed with nothing rejected and no warning;
 - ``config_error``: the provider's YAML was broken when the day was due, nothing was fetched
   (written by the config-error placeholder, never over a verdict);
-- ``running``: reserved for a run that has started and not yet reached a verdict (contract
-  §9 *Evaluators*); nothing writes it yet, and the overview shows it as unreadable.
+- ``running``: a run has started and not yet reached its verdict (contract §8.1
+  *Evaluators*): the first step of a run attempt writes it, keeping the day's counts and its
+  earlier verdict (``previous``); the recordings validation (or the end of the run) replaces it.
 
 Rejected files never fail a day by themselves (the count does, if the report counted them).
 """
@@ -30,8 +31,8 @@ RED: Status = "red"
 VERDICTS: tuple[Status, ...] = (GREEN, AMBER, RED)
 CONFIG_ERROR = "config_error"
 RUNNING = "running"
-# What the overview accepts in ``summary.json`` (anything else shows as unreadable).
-SUMMARY_STATUSES = (*VERDICTS, CONFIG_ERROR)
+# What the overview and the digest accept in ``summary.json`` (anything else is unreadable).
+SUMMARY_STATUSES = (*VERDICTS, CONFIG_ERROR, RUNNING)
 
 
 def verdict(result: Mapping[str, Any]) -> Status:

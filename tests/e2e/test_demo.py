@@ -34,6 +34,10 @@ def test_demo_lands_both_providers_and_shows_the_red_day(tmp_path: Path) -> None
     assert "baobab_douala  day " in text and "verdict: RED" in text
     assert "ENTRANTS  report says 14, got 12" in text
     assert "écart entre enregistrements et rapport" in text
+    # The morning digest of the processed day: written under the data root, and e-mailed.
+    digest = text.split("Morning digest (written): ", 1)[1].splitlines()[0]
+    assert Path(digest).parent == tmp_path / "data" / "digests" and Path(digest).is_file()
+    assert "[intake] synthèse du " in text
 
     assert "cedre_lome  day " in text and "served by  ftps_cedre" in text  # over FTPS
     for provider in ("acme_abidjan", "baobab_douala", "cedre_lome"):

@@ -61,6 +61,6 @@ def test_a_config_error_never_replaces_a_verdict(earlier: str | None, kept: bool
 def test_the_overview_reads_the_same_vocabulary() -> None:
     from include.cc_intake import overview
 
-    assert set(status.SUMMARY_STATUSES) == {"green", "amber", "red", "config_error"}
+    assert set(status.SUMMARY_STATUSES) == {"green", "amber", "red", "config_error", "running"}
     # Every status a summary may carry has a label on the page.
     assert set(status.SUMMARY_STATUSES) <= set(overview._STATUS_LABELS)

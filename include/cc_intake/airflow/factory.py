@@ -29,6 +29,7 @@ from include.cc_intake.airflow.link_budget import task_kwargs as link_task_kwarg
 from include.cc_intake.airflow.tasks import (
     ConfigErrorOperator,
     CopyRecordingsOperator,
+    EndRunningDay,
     FetchReportOperator,
     NoRetryWhenRetryCannotHelp,
     ProviderOperator,
@@ -118,6 +119,9 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
             ),
         },
         deadline=deadline,
+        # A run that ends before its verdict must not leave its day "running" (contract §8.1).
+        on_success_callback=EndRunningDay(cfg, succeeded=True),
+        on_failure_callback=EndRunningDay(cfg, succeeded=False),
     ) as dag:
         # One copy step per provider at a time keeps its bandwidth cap honest across runs.
         wait = WaitForRecordingsSensor(task_id=C.TASK_WAIT, provider=cfg)

@@ -18,6 +18,8 @@ WORKLIST_URL_PREFIX = "/cc-intake-worklists"
 """Where the api-server mounts the worklist plugin's app (plugins/worklist.py, #13)."""
 WORKLIST_ROUTE = "worklists"
 """The worklist plugin's route to the pages: the data root's ``worklists/`` folder."""
+DIGEST_ROUTE = "digests"
+"""The plugin's route to the morning digests: the data root's ``digests/<day>.html``."""
 
 
 def base_url() -> str:
@@ -53,3 +55,19 @@ def run_link(dag_id: str, run_id: str, *, base: str | None = None) -> str:
 def task_link(dag_id: str, run_id: str, task_id: str, *, base: str | None = None) -> str:
     """The UI page of one task of a run (its logs), as Airflow's own ``ti.log_url`` builds it."""
     return f"{run_link(dag_id, run_id, base=base)}/tasks/{quote(task_id, safe='')}"
+
+
+def overview_url(*, base: str | None = None) -> str:
+    """The overview page (the plugin's root)."""
+    return f"{(base or base_url()).rstrip('/')}{URL_PREFIX}/"
+
+
+def proof_base_url(*, base: str | None = None) -> str:
+    """The proof route with a trailing slash: append ``<provider>/<day>/<file>``."""
+    return f"{(base or base_url()).rstrip('/')}{URL_PREFIX}/{PROOF_ROUTE}/"
+
+
+def digest_url(day: dt.date | str, *, base: str | None = None) -> str:
+    """A morning digest page as the overview plugin serves it (behind the Airflow login)."""
+    day_text = day.isoformat() if isinstance(day, dt.date) else day
+    return f"{(base or base_url()).rstrip('/')}{URL_PREFIX}/{DIGEST_ROUTE}/{day_text}.html"

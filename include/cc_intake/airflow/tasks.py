@@ -166,6 +166,11 @@ class ProofLink(BaseOperatorLink):
         return str(value or "")
 
 
+def run_attempt(run: Any) -> str:
+    """Which attempt of a run this is: a cleared run keeps its id, its ``clear_number`` grows."""
+    return str(getattr(run, "clear_number", 0) or 0)
+
+
 class ProviderDayMixin:
     """What every task needs: the provider, the processed day and its folders."""
 
@@ -186,6 +191,33 @@ class ProviderDayMixin:
     @staticmethod
     def token(context: Context) -> str:
         return run_token(context["dag_run"].run_id)
+
+    def mark_running(self, context: Context) -> None:
+        """Mark the day ``running`` at the start of a run attempt (contract §8.1 *Evaluators*).
+
+        Called by each root task; only the first call of an attempt writes (a verdict written
+        meanwhile by a later step stays). Bookkeeping only: a write that fails is logged, the
+        intake goes on (the verdict's own write reports a full disk).
+        """
+        from include.cc_intake.proof import write_running_summary
+
+        run = context["dag_run"]
+        try:
+            layout = self.layout(context)
+            with day_lock(layout):
+                written = write_running_summary(
+                    layout.quality_dir,
+                    provider=self.provider.id,
+                    day=layout.day,
+                    run_id=run.run_id,
+                    attempt=run_attempt(run),
+                    timezone=self.provider.timezone,
+                )
+        except (OSError, IntakeError) as exc:
+            log.error("%s: could not mark the day running: %s", self.provider.id, exc)
+            return
+        if written is not None:
+            log.info("%s %s: day marked running in %s", self.provider.id, layout.day, written)
 
     def keep_proof(
         self,
@@ -209,6 +241,7 @@ class ProviderDayMixin:
                 digital=result if kind == "digital" else None,
                 run_id=context["dag_run"].run_id,  # the overview links the day to its run
                 timezone=self.provider.timezone,
+                attempt=run_attempt(context["dag_run"]),
             )
         url = proof_url(self.provider.id, layout.day, f"{kind}.html")
         context["ti"].xcom_push(key=ProofLink().xcom_key, value=url)
@@ -291,6 +324,7 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
         return bool(readiness.ready)
 
     def execute(self, context: Context) -> Any:
+        self.mark_running(context)
         try:
             return super().execute(context)
         except AirflowSensorTimeout:
@@ -483,6 +517,7 @@ class ExportDigitalOperator(ProviderOperator):
 
         digital = self.provider.digital
         assert digital is not None
+        self.mark_running(context)
         day = self.day(context)
         layout = self.layout(context)
         refuse_purged_day(context, layout, "digital")
@@ -558,6 +593,53 @@ class ValidateDigitalOperator(ProviderOperator):
                 proof=url,
             )
         return {"success": True, "proof": url}
+
+
+class EndRunningDay:
+    """DAG callback at the end of a run: a day still ``running`` gets its verdict back.
+
+    The validations replace ``running`` with the day's verdict; a run that ends before them
+    (a wrong host key, a report that never came) would leave it ``running`` for good. This
+    restores the earlier verdict, or marks the day ``red`` when it had none.
+
+    :param provider: the provider's validated configuration.
+    :param succeeded: whether this is the DAG's success callback.
+    """
+
+    def __init__(self, provider: ProviderConfig, *, succeeded: bool) -> None:
+        self.provider = provider
+        self.succeeded = succeeded
+        self.__name__ = f"end_running_day({'success' if succeeded else 'failure'})"
+
+    def __call__(self, context: Context) -> None:
+        from include.cc_intake.proof import finish_running_summary
+
+        run = context.get("dag_run")
+        if run is None:  # a callback without its run: nothing to match the mark against
+            log.warning("%s: run end without its dag_run, summary left as is", self.provider.id)
+            return
+        try:
+            day = processed_day(
+                tz=self.provider.timezone,
+                logical_date=run.logical_date,
+                run_after=getattr(run, "run_after", None),
+                conf=run.conf,
+            )
+            layout = DayLayout(data_root(), self.provider.id, day)
+            with day_lock(layout):
+                written = finish_running_summary(
+                    layout.quality_dir,
+                    run_id=run.run_id,
+                    attempt=run_attempt(run),
+                    succeeded=self.succeeded,
+                )
+        except (OSError, IntakeError) as exc:
+            log.error("%s: could not end the day's running mark: %s", self.provider.id, exc)
+            return
+        if written is not None:
+            log.warning(
+                "%s %s: run ended before its verdict; summary %s", self.provider.id, day, written
+            )
 
 
 class ConfigErrorOperator(BaseOperator):
@@ -758,6 +840,7 @@ __all__: Sequence[str] = (
     "ConfigErrorOperator",
     "ConfirmToProviderOperator",
     "CopyRecordingsOperator",
+    "EndRunningDay",
     "ExportDigitalOperator",
     "FetchReportOperator",
     "ProofLink",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import email
 import json
 import os
@@ -63,6 +64,22 @@ def run_dag(dag_id: str, logical_date: str, env: dict[str, str], log: Path) -> i
             check=False,
         )
     return proc.returncode
+
+
+def run_digest(env: dict[str, str], work: Path) -> tuple[Path, int]:
+    """The morning digest of the processed day, through its DAG as the scheduler runs it."""
+    from include.cc_intake.digest import digest_day, digest_path, parse_digest_at
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    zone = parse_digest_at(env.get("CC_INTAKE_DIGEST_AT")).timezone
+    ops = env.get("CC_INTAKE_OPS_EMAILS") or "ops@sandbox.example"
+    code = run_dag(
+        "cc_intake_digest",
+        now.isoformat(),
+        {**env, "CC_INTAKE_OPS_EMAILS": ops},
+        work / "logs" / "digest.log",
+    )
+    return digest_path(work / "data", digest_day(now, zone)), code
 
 
 def _manifest_lines(path: Path) -> list[str]:
@@ -170,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             log = work / "logs" / f"{pid}.log"
             code = run_dag(cfg.dag_id, logical, run_env, log)
             results[pid] = (day.isoformat(), code, log)
+        print("[demo] cc_intake_digest: the morning digest of the processed day …", flush=True)
+        digest, digest_code = run_digest(run_env, work)
         print(summarise(work, results))
+        state = (
+            "written" if digest_code == 0 and digest.exists() else "FAILED (see logs/digest.log)"
+        )
+        print(f"\nMorning digest ({state}): {digest}")
     print(f"\n[demo] done in {time.monotonic() - started:.0f} s")
     # A red day is part of the show; a provider whose pipeline never ran is a broken demo.
     broken = [
