@@ -5,6 +5,7 @@ Pure orchestration over an open ``asyncssh.SFTPClient``; the Airflow tasks call 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections import Counter
@@ -45,13 +46,17 @@ Listing = dict[str, list[RemoteEntry] | None]
 
 
 async def list_day(sftp: asyncssh.SFTPClient, cfg: RecordingsConfig, day: dt.date) -> Listing:
-    """Every direction's folder for the day, read once (None for a missing folder)."""
-    return {
-        direction: await list_folder(
-            sftp, render_folder(template, day), direction, recursive=cfg.recursive
+    """Every direction's folder for the day, read once (None for a missing folder).
+
+    The folders are read at once: on a long link each read costs round trips, not bytes.
+    """
+    folders = await asyncio.gather(
+        *(
+            list_folder(sftp, render_folder(template, day), direction, recursive=cfg.recursive)
+            for direction, template in cfg.directions.items()
         )
-        for direction, template in cfg.directions.items()
-    }
+    )
+    return dict(zip(cfg.directions, folders, strict=True))
 
 
 def classify_day(listing: Listing, cfg: RecordingsConfig, day: dt.date) -> list[Verdict]:
