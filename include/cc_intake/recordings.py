@@ -6,10 +6,12 @@ Pure orchestration over an open ``asyncssh.SFTPClient``; the Airflow tasks call 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -353,6 +355,22 @@ def _audio_columns(outcome: CopyOutcome) -> dict[str, str]:
     }
 
 
+# A day with at least this many files to copy gets a second SSH session by default
+# (`recordings.connections` unset): measured in docs/benchmarks.md.
+MANY_FILES = 200
+
+
+def connections_for(cfg: RecordingsConfig, files: int) -> int:
+    """SSH sessions for a copy of ``files`` files: ``recordings.connections``, else by count.
+
+    Two sessions mean two sshd processes on the server and two TCP windows: on a day of many
+    small files the server side, not our client, was the limit (docs/benchmarks.md). Never
+    more sessions than files.
+    """
+    wanted = cfg.connections or (2 if files >= MANY_FILES else 1)
+    return max(1, min(wanted, files))
+
+
 async def copy_day(
     sftp: asyncssh.SFTPClient,
     provider: ProviderConfig,
@@ -361,8 +379,12 @@ async def copy_day(
     layout: DayLayout,
     token: str,
     on_progress: Callable[[str], None] = log.info,
+    open_session: Callable[[], AbstractAsyncContextManager[asyncssh.SFTPClient]] | None = None,
 ) -> DaySummary:
     """List the day once, copy what is new or changed, and write the complete manifest.
+
+    ``open_session`` opens a further session to the same server: with it, a day of many
+    files is copied over ``connections_for`` sessions (each joins once open).
 
     Every in-scope remote entry gets exactly one row (copied, skipped_identical, failed or
     rejected), and every earlier proof of a file we still hold that the remote no longer
@@ -401,15 +423,23 @@ async def copy_day(
         f"{len(kept)} held but no longer listed by the server"
     )
     rows.extend(kept)
-    outcomes = await copy_all(
-        sftp,
-        [job for _, job in jobs],
-        token=token,
-        root=layout.root,
-        max_parallel=cfg.max_parallel,
-        bytes_per_s=cfg.max_bandwidth,
-        on_progress=on_progress,
-    )
+    sessions = connections_for(cfg, len(jobs)) if open_session is not None else 1
+    async with contextlib.AsyncExitStack() as stack:
+        more = [
+            stack.enter_async_context(open_session())
+            for _ in range(sessions - 1)
+            if open_session is not None
+        ]
+        outcomes = await copy_all(
+            sftp,
+            [job for _, job in jobs],
+            token=token,
+            root=layout.root,
+            max_parallel=cfg.max_parallel,
+            bytes_per_s=cfg.max_bandwidth,
+            on_progress=on_progress,
+            more_sessions=more,
+        )
     by_final = {o.job.final: o for o in outcomes}
     failures = []
     for verdict, job in jobs:

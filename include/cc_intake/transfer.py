@@ -29,7 +29,7 @@ import random
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -827,10 +827,15 @@ async def copy_all(
     on_progress: Callable[[str], None] = log.info,
     progress_every: float = PROGRESS_EVERY,
     rng: random.Random | None = None,
+    more_sessions: Iterable[Awaitable[asyncssh.SFTPClient]] = (),
 ) -> list[CopyOutcome]:
     """Copy every job over one session, ``max_parallel`` files at a time or more for small
     files (``_files_at_once``), opening the next files while these are read; never raises per
     file.
+
+    ``more_sessions`` are further SFTP sessions on their way (opened by the caller, which
+    closes them): each joins once open and takes files from the same queue, under the same
+    rate limiter; the copy does not wait for one to open.
 
     A failed file is returned with its error so the caller can record what did land and
     name what did not; its temporary file stays for the retry to resume. ``rng`` draws the
@@ -848,51 +853,77 @@ async def copy_all(
     lander = _Lander(done)
     closer = _Closer()
     workers = _files_at_once(todo, max_parallel)
-    # Opens sent ahead: the next files' handles are on their way while these ones are read.
-    waiting = deque(todo)
-    ahead: deque[tuple[CopyJob, asyncio.Future[asyncssh.SFTPClientFile]]] = deque()
+    waiting = deque(todo)  # shared by every session: a session that joins late takes its share
 
-    def refill() -> None:
-        while waiting and len(ahead) < workers:
-            job = waiting.popleft()
-            ahead.append((job, asyncio.ensure_future(_open_remote(sftp, job.entry))))
+    class _Session:
+        """One SFTP session's workers and the opens sent ahead on it."""
 
-    async def worker() -> None:
-        while True:
-            refill()
-            if not ahead:
-                return
-            job, opening = ahead.popleft()
-            refill()
-            try:
-                sink = await _fetch(
-                    sftp,
-                    job,
-                    token=token,
-                    root=root,
-                    limiter=limiter,
-                    progress=progress,
-                    rng=rng,
-                    opening=opening,
-                    closer=closer,
+        def __init__(self, client: asyncssh.SFTPClient) -> None:
+            self.client = client
+            self.ahead: deque[tuple[CopyJob, asyncio.Future[asyncssh.SFTPClientFile]]] = deque()
+
+        def refill(self) -> None:
+            while waiting and len(self.ahead) < workers:
+                job = waiting.popleft()
+                self.ahead.append(
+                    (job, asyncio.ensure_future(_open_remote(self.client, job.entry)))
                 )
-            except Exception as exc:  # recorded per file; the caller decides the task's fate
-                done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
-                continue
-            try:
-                await lander.submit(job, sink)
-            except BaseException:  # cancelled while waiting for room: not the lander's yet
-                sink.close()
-                raise
 
-    def drop_ahead() -> None:
-        """Opens sent for files no worker will read (cancelled): close what did open."""
-        while ahead:
-            _, opening = ahead.popleft()
-            if not opening.done():
-                opening.cancel()
-            elif not opening.cancelled() and opening.exception() is None:
-                closer(opening.result())
+        async def worker(self) -> None:
+            while True:
+                self.refill()
+                if not self.ahead:
+                    return
+                job, opening = self.ahead.popleft()
+                self.refill()
+                try:
+                    sink = await _fetch(
+                        self.client,
+                        job,
+                        token=token,
+                        root=root,
+                        limiter=limiter,
+                        progress=progress,
+                        rng=rng,
+                        opening=opening,
+                        closer=closer,
+                    )
+                except Exception as exc:  # recorded per file; the caller decides the task's fate
+                    done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
+                    continue
+                try:
+                    await lander.submit(job, sink)
+                except BaseException:  # cancelled while waiting for room: not the lander's yet
+                    sink.close()
+                    raise
+
+        async def run(self) -> None:
+            await asyncio.gather(*(self.worker() for _ in range(workers)))
+
+        def drop_ahead(self) -> None:
+            """Opens sent for files no worker will read (cancelled): close what did open."""
+            while self.ahead:
+                _, opening = self.ahead.popleft()
+                if not opening.done():
+                    opening.cancel()
+                elif not opening.cancelled() and opening.exception() is None:
+                    closer(opening.result())
+
+    sessions = [_Session(sftp)]
+
+    async def join(pending: Awaitable[asyncssh.SFTPClient]) -> None:
+        """A further session: its workers start once it is open, if files are left by then."""
+        try:
+            client = await pending
+        except Exception as exc:  # the first session carries on alone
+            log.warning(
+                "a further SFTP session could not be opened: %s: %s", type(exc).__name__, exc
+            )
+            return
+        if waiting:
+            session = _Session(client)
+            sessions.append(session)
+            await session.run()
 
     async def reporter() -> None:
         while True:
@@ -901,12 +932,24 @@ async def copy_all(
 
     ticker = asyncio.ensure_future(reporter())
     landing = asyncio.ensure_future(lander.run())
+    opens = [asyncio.ensure_future(pending) for pending in more_sessions]
+    joining = [asyncio.ensure_future(join(opening)) for opening in opens]
     try:
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await sessions[0].run()
+        # Nothing is left to take: a session still opening is not needed any more; one that
+        # has joined finishes the files it took.
+        for opening in opens:
+            if not opening.done():
+                opening.cancel()
+        await asyncio.gather(*joining, return_exceptions=True)
         lander.close()
         await landing
     finally:
-        drop_ahead()
+        for task in (*opens, *joining):
+            task.cancel()
+        await asyncio.gather(*opens, *joining, return_exceptions=True)
+        for session in sessions:
+            session.drop_ahead()
         for task in (ticker, landing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

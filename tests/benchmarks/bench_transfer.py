@@ -89,6 +89,7 @@ class Sizes:
     shaped_cap_mbit: float = 6.0  # a provider's max_bandwidth on that link (0: skip)
     repeats: int = 3  # a peer slower than SLOW_S seconds on its first run runs once
     max_parallel: int = 4  # recordings.max_parallel (the provider default)
+    connections: int = 0  # recordings.connections (0: unset, the product's default)
 
 
 QUICK = Sizes(
@@ -185,6 +186,7 @@ class Report:
     targets: list[Target] = field(default_factory=list)
     day_ratio: float | None = None
     outputs: dict[str, Path] = field(default_factory=dict)  # tool output folders, for tests
+    text: str = ""  # the printed report
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -598,7 +600,7 @@ def run_rclone(peer: Peer, remote: str, dest: Path, shape: str = "large") -> Pro
 
 
 def provider_for(
-    folder_remote: str, *, max_parallel: int, max_bandwidth: str | None = None
+    folder_remote: str, *, max_parallel: int, max_bandwidth: str | None = None, connections: int = 0
 ) -> dict[str, Any]:
     """A provider whose ENTRANTS folder is ``folder_remote`` (SORTANTS absent)."""
     from tests.helpers import provider_dict
@@ -609,6 +611,8 @@ def provider_for(
         "SORTANTS": folder_remote.rstrip("/") + "_absent",
     }
     data["recordings"]["max_parallel"] = max_parallel
+    if connections:
+        data["recordings"]["connections"] = connections
     if max_bandwidth:
         data["recordings"]["max_bandwidth"] = max_bandwidth
     return data
@@ -636,7 +640,10 @@ def run_ours(
         "key": str(peer.key_path),
         "known_hosts": peer.known_hosts_line,
         "provider": provider_for(
-            peer.remote(folder), max_parallel=sizes.max_parallel, max_bandwidth=max_bandwidth
+            peer.remote(folder),
+            max_parallel=sizes.max_parallel,
+            max_bandwidth=max_bandwidth,
+            connections=sizes.connections,
         ),
         "root": str(root),
         "encryption": encryption,
@@ -676,21 +683,27 @@ def worker_main(spec_path: Path) -> None:
     if spec.get("encryption"):
         options["encryption_algs"] = [spec["encryption"]]
 
+    def connect() -> Any:
+        return asyncssh.connect(
+            spec["host"],
+            spec["port"],
+            username=spec["login"],
+            client_keys=[asyncssh.read_private_key(spec["key"])],
+            known_hosts=asyncssh.import_known_hosts(spec["known_hosts"]),
+            **options,
+        )
+
+    @contextlib.asynccontextmanager
+    async def open_session() -> AsyncIterator[Any]:
+        """A further session, as the task's ``open_sftp`` opens one (copy_day's open_session)."""
+        async with connect() as conn, conn.start_sftp_client() as sftp:
+            yield sftp
+
     async def go() -> dict[str, Any]:
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         manifest_at: float | None = None
-        async with (
-            asyncssh.connect(
-                spec["host"],
-                spec["port"],
-                username=spec["login"],
-                client_keys=[asyncssh.read_private_key(spec["key"])],
-                known_hosts=asyncssh.import_known_hosts(spec["known_hosts"]),
-                **options,
-            ) as conn,
-            conn.start_sftp_client() as sftp,
-        ):
+        async with connect() as conn, conn.start_sftp_client() as sftp:
             cipher = conn.get_extra_info("recv_cipher")
             if spec["mode"] == "idle":
                 # An idle task: same imports, same session, nothing listed or copied.
@@ -710,7 +723,13 @@ def worker_main(spec_path: Path) -> None:
                 layout = DayLayout(Path(spec["root"]), cfg.id, DAY)
                 lines: list[str] = []
                 summary = await copy_day(
-                    sftp, cfg, DAY, layout=layout, token=TOKEN, on_progress=lines.append
+                    sftp,
+                    cfg,
+                    DAY,
+                    layout=layout,
+                    token=TOKEN,
+                    on_progress=lines.append,
+                    open_session=open_session,
                 )
                 manifest_at = time.perf_counter()  # the copy step ends here (contract §8.1)
                 result = summary.as_dict()
@@ -1709,7 +1728,8 @@ def run_bench(
     what = "OpenSSH sshd" if handle.kind == "openssh" else "the sandbox's asyncssh server"
     knobs = ", ".join(f"{f.name}={getattr(sizes, f.name)}" for f in dataclasses.fields(Sizes))
     header = f"{machine()}\nserver: {what} on 127.0.0.1; sizes: {knobs}"
-    print(render(report, header=header + "\n"), file=out, flush=True)
+    report.text = render(report, header=header + "\n")
+    print(report.text, file=out, flush=True)
     return report
 
 
@@ -1747,7 +1767,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     shutil.rmtree(args.work / "out", ignore_errors=True)
-    print(f"bench took {time.perf_counter() - t0:.0f} s", flush=True)
+    took = f"bench took {time.perf_counter() - t0:.0f} s (command: {' '.join(sys.argv)})"
+    print(took, flush=True)
+    # What docs/benchmarks.md is written from, kept after the run.
+    (args.work / "last-run.md").write_text(report.text + "\n" + took + "\n")
     return 0
 
 

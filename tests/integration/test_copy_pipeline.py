@@ -94,3 +94,89 @@ def test_large_files_keep_max_parallel() -> None:
     assert _files_at_once([job(50_000)] * 400, 4) > 4
     assert _files_at_once([job(50_000)] * 3, 4) == 3  # never more than the files
     assert _files_at_once([job(10)] * 1000, 4) == MAX_FILES_AT_ONCE
+
+
+class Counting:
+    """An SFTP session that counts the files opened through it."""
+
+    def __init__(self, sftp: object) -> None:
+        self._sftp = sftp
+        self.opened = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sftp, name)
+
+    def open(self, *args: object, **kwargs: object) -> object:
+        self.opened += 1
+        return self._sftp.open(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+def test_a_second_session_joins_and_takes_its_share(sftp_server: ServerHandle) -> None:
+    jobs, contents = seed(sftp_server, 80, 3_000)
+
+    async def go() -> tuple[list[CopyOutcome], Counting, Counting]:
+        async with sftp_server.sftp() as one, sftp_server.sftp() as two:
+            first, second = Counting(one), Counting(two)
+
+            async def later() -> Counting:
+                # Open one loop turn after the copy started: the first session has taken no
+                # more than its window of files (32 of 80) by then, whatever the speed.
+                await asyncio.sleep(0)
+                return second
+
+            outcomes = await copy_all(
+                first,  # type: ignore[arg-type]
+                jobs,
+                token="pipe",
+                root=sftp_server.files.parent,
+                max_parallel=2,
+                more_sessions=[later()],  # type: ignore[list-item]
+            )
+            return outcomes, first, second
+
+    outcomes, first, second = asyncio.run(go())
+    assert first.opened > 0 and second.opened > 0
+    assert first.opened + second.opened == 80  # each file opened once, by one session
+    assert sorted(o.job.entry.rel_name for o in outcomes) == sorted(contents)
+    for outcome in outcomes:
+        assert outcome.ok, outcome.error
+        assert outcome.job.final.read_bytes() == contents[outcome.job.entry.rel_name]
+
+
+def test_a_session_that_fails_to_open_leaves_the_copy_to_the_first(
+    sftp_server: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs, _ = seed(sftp_server, 20, 2_000)
+
+    async def refused() -> object:
+        raise OSError("connection refused")
+
+    async def go() -> list[CopyOutcome]:
+        async with sftp_server.sftp() as sftp:
+            return await copy_all(
+                sftp,
+                jobs,
+                token="pipe",
+                root=sftp_server.files.parent,
+                more_sessions=[refused()],  # type: ignore[list-item]
+            )
+
+    outcomes = asyncio.run(go())
+    assert all(o.ok for o in outcomes) and len(outcomes) == 20
+    assert "a further SFTP session could not be opened: OSError: connection refused" in caplog.text
+
+
+def test_connections_default_to_two_on_many_files_only() -> None:
+    from include.cc_intake.recordings import MANY_FILES, connections_for
+    from tests.helpers import parse_provider, provider_dict
+
+    def cfg(**recordings: object):  # type: ignore[no-untyped-def]
+        data = provider_dict()
+        data["recordings"].update(recordings)
+        return parse_provider(data, source=Path("t.yaml")).recordings
+
+    assert connections_for(cfg(), MANY_FILES) == 2
+    assert connections_for(cfg(), MANY_FILES - 1) == 1
+    assert connections_for(cfg(connections=3), 10) == 3
+    assert connections_for(cfg(connections=3), 2) == 2  # never more sessions than files
+    assert connections_for(cfg(connections=1), 10_000) == 1

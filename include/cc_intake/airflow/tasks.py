@@ -295,6 +295,8 @@ class CopyRecordingsOperator(ProviderOperator):
                     layout=layout,
                     token=self.token(context),
                     on_progress=self.log.info,
+                    # further sessions for a day of many files (recordings.connections, #15)
+                    open_session=lambda: open_sftp(self.provider, day),
                 )
 
         summary = asyncio.run(run())
