@@ -61,8 +61,8 @@ backfill: $(STAMP) ## Re-process a range of days: make backfill PROVIDER=<id> FR
 	@test -n "$(PROVIDER)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill PROVIDER=<id> FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(PY) -m include.cc_intake.airflow.backfill $(PROVIDER) $(FROM) $(TO) $(if $(DRY_RUN),--dry-run)
 
-bench: $(STAMP) ## Transfer benchmark vs OpenSSH sftp (see docs/benchmarks.md)
-	$(PY) -m tests.benchmarks.bench_transfer
+bench: $(STAMP) ## Copy benchmark vs OpenSSH sftp, rclone, asyncssh mget; loopback and WAN (docs/benchmarks.md)
+	$(PY) -m tests.benchmarks.bench_transfer --json .bench/last-run.json
 
 settings: $(STAMP) ## Load airflow_settings.yaml (Astro schema) into the plain Airflow at $$AIRFLOW_HOME
 	$(PY) -m include.cc_intake.airflow.settings airflow_settings.yaml
