@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from include.cc_intake.config import RecordingsConfig
 from include.cc_intake.naming import RemoteEntry
 from include.cc_intake.transfer import (
     MAX_FILES_AT_ONCE,
@@ -170,7 +171,7 @@ def test_connections_default_to_two_on_many_files_only() -> None:
     from include.cc_intake.recordings import MANY_FILES, connections_for
     from tests.helpers import parse_provider, provider_dict
 
-    def cfg(**recordings: object):  # type: ignore[no-untyped-def]
+    def cfg(**recordings: object) -> RecordingsConfig:
         data = provider_dict()
         data["recordings"].update(recordings)
         return parse_provider(data, source=Path("t.yaml")).recordings
