@@ -518,46 +518,56 @@ async def _pull(
     block: int,
     limiter: RateLimiter,
     progress: Progress | None,
-) -> asyncssh.SFTPAttrs:
-    """Read ``[start, size)`` through a sliding window of requests; return the final attributes.
+) -> None:
+    """Read ``[start, size)`` through a sliding window of requests, and check the file ends there.
 
     Requests stay ``limiter.window`` bytes ahead of what was consumed, so the pipeline never
-    drains between blocks; the attributes are requested right behind the last read.
+    drains between blocks. The last request asks for one byte more than the listed size (or
+    a 1-byte read at the listed size follows it): an answer with that byte means the file grew
+    after the listing, a short one that it shrank; either fails the file. No ``stat`` per
+    file: the size and mtime are the listing's, from the one ``readdir``.
     """
     depth = max(1, limiter.window // block)
     pending: deque[tuple[int, int, asyncio.Future[bytes]]] = deque()
-    final_stat: asyncio.Future[asyncssh.SFTPAttrs] | None = None
     asked = start
+    probed = False
 
     def ask() -> None:
-        nonlocal asked, final_stat
+        nonlocal asked, probed
         while asked < entry.size and len(pending) < depth:
             n = min(block, entry.size - asked)
-            pending.append((asked, n, asyncio.ensure_future(remote.read(n, asked))))
+            last = asked + n >= entry.size
+            # Within the server's limit, the last request also asks for the byte after the end.
+            want = n + 1 if last and n < block else n
+            probed = probed or want > n
+            pending.append((asked, n, asyncio.ensure_future(remote.read(want, asked))))
             asked += n
-        if asked >= entry.size and final_stat is None:
-            # Sent after the last read on the same handle, which the server answers in order:
-            # the size and mtime it returns are those once our last byte was read.
-            final_stat = asyncio.ensure_future(remote.stat())
+        if asked >= entry.size and not probed:
+            probed = True
+            pending.append((entry.size, 0, asyncio.ensure_future(remote.read(1, entry.size))))
 
     try:
         ask()
         while pending:
             at, n, task = pending.popleft()
             data = await task
+            if len(data) > n:
+                raise TransferError(
+                    f"{entry.remote_path}: changed during the copy (longer than the "
+                    f"{entry.size} bytes listed)",
+                    files=[entry.remote_path],
+                )
             if len(data) < n:
                 data += await _read_exact(remote, entry, at + len(data), n - len(data))
+            if not n:
+                continue
             await limiter.consume(len(data))
             ask()
             await sink.put(data)
             if progress is not None:
                 progress.bytes_done += len(data)
-        assert final_stat is not None
-        return await final_stat
     finally:
         leftovers: list[asyncio.Future[Any]] = [task for _, _, task in pending]
-        if final_stat is not None and not final_stat.done():
-            leftovers.append(final_stat)
         for task in leftovers:
             task.cancel()
         if leftovers:
@@ -635,14 +645,7 @@ async def _fetch(
             sink = _Sink(tmp, start)
         if start:
             log.info("resuming %s at byte %d of %d", mask_phone(entry.rel_name), start, entry.size)
-        attrs = await _pull(
-            remote, entry, start, sink, block=block, limiter=limiter, progress=progress
-        )
-        if attrs.size != entry.size or int(attrs.mtime or 0) != entry.mtime:
-            raise TransferError(
-                f"{entry.remote_path}: changed during the copy (size {entry.size} -> {attrs.size})",
-                files=[entry.remote_path],
-            )
+        await _pull(remote, entry, start, sink, block=block, limiter=limiter, progress=progress)
         await sink.drain()
     except BaseException:
         if sink is not None:

@@ -15,6 +15,7 @@ from include.cc_intake.config import RecordingsConfig
 from include.cc_intake.naming import RemoteEntry
 from include.cc_intake.transfer import (
     MAX_FILES_AT_ONCE,
+    READ_BLOCK,
     CopyJob,
     CopyOutcome,
     _files_at_once,
@@ -181,3 +182,48 @@ def test_connections_default_to_two_on_many_files_only() -> None:
     assert connections_for(cfg(connections=3), 10) == 3
     assert connections_for(cfg(connections=3), 2) == 2  # never more sessions than files
     assert connections_for(cfg(connections=1), 10_000) == 1
+
+
+def test_a_file_that_grew_or_shrank_after_the_listing_fails_alone(
+    sftp_server: ServerHandle,
+) -> None:
+    """No stat per file: the last read asks one byte past the listed size instead."""
+    jobs, contents = seed(sftp_server, 3, 40_000)
+    grew, shrank, same = (sftp_server.files / "many" / j.entry.rel_name for j in jobs)
+    grew.write_bytes(contents[grew.name] + b"more")
+    shrank.write_bytes(contents[shrank.name][:-10])
+    outcomes = {o.job.entry.rel_name: o for o in run(sftp_server, jobs, max_parallel=3)}
+    assert "changed during the copy (longer than the 40000 bytes listed)" in (
+        outcomes[grew.name].error
+    )
+    assert "remote file ended at byte 39991" in outcomes[shrank.name].error
+    assert outcomes[same.name].ok
+    assert not jobs[0].final.exists() and not jobs[1].final.exists()
+    assert jobs[2].final.read_bytes() == contents[same.name]
+
+
+def test_sizes_at_the_edges_of_a_read_request_land_whole(sftp_server: ServerHandle) -> None:
+    async def block_size() -> int:
+        async with sftp_server.sftp() as sftp:
+            return min(READ_BLOCK, sftp.limits.max_read_len or READ_BLOCK)
+
+    block = asyncio.run(block_size())
+    folder = sftp_server.files / "edges"
+    folder.mkdir()
+    jobs, contents = [], {}
+    for size in (0, 1, block - 1, block, block + 1, 2 * block):
+        name = f"s{size}.wav"
+        contents[name] = os.urandom(size)
+        (folder / name).write_bytes(contents[name])
+        entry = RemoteEntry(
+            "ENTRANTS",
+            name,
+            sftp_server.remote(f"/edges/{name}"),
+            size,
+            int((folder / name).stat().st_mtime),
+            "file",
+        )
+        jobs.append(CopyJob(entry=entry, final=sftp_server.files.parent / "landed" / name))
+    for outcome in run(sftp_server, jobs, max_parallel=2):
+        assert outcome.ok, outcome.error
+        assert outcome.job.final.read_bytes() == contents[outcome.job.entry.rel_name]
