@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def _fast_hook_class() -> type:
     """The sftp provider's async hook, connecting with the ciphers this CPU runs fastest.
 
-    Built on first use: the provider is imported only inside tasks, never by a DAG file.
+    Built once, on first use: the provider is imported only inside tasks, never by a DAG file.
     """
     import asyncssh
     from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
