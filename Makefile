@@ -69,8 +69,8 @@ worklist: $(STAMP) ## Build (or top up) and show an evaluators' worklist: make w
 	@test -n "$(PROVIDER)" -a -n "$(DATE)" || { echo "usage: make worklist PROVIDER=<id> DATE=YYYY-MM-DD [SHOW=1]"; exit 2; }
 	$(PY) -m include.cc_intake.airflow.worklist $(PROVIDER) $(DATE) $(if $(SHOW),--show)
 
-bench: $(STAMP) ## Transfer benchmark vs OpenSSH sftp (see docs/benchmarks.md)
-	$(PY) -m tests.benchmarks.bench_transfer
+bench: $(STAMP) ## Copy benchmark vs OpenSSH sftp, rclone, asyncssh mget; loopback and WAN (docs/benchmarks.md)
+	$(PY) -m tests.benchmarks.bench_transfer --json .bench/last-run.json
 
 settings: $(STAMP) ## Load airflow_settings.yaml (Astro schema) into the plain Airflow at $$AIRFLOW_HOME
 	$(PY) -m include.cc_intake.airflow.settings airflow_settings.yaml

@@ -818,21 +818,27 @@ class FtpsSource:
         self.session = session
         self.open_session = open_session
         self.endpoint = endpoint
+        # One control connection answers one command at a time: listings of several folders
+        # (read at once by ``recordings.list_day``) take turns on it.
+        self._turn = asyncio.Lock()
 
     async def list_folder(
         self, folder: str, direction: str, *, recursive: bool = False
     ) -> list[RemoteEntry] | None:
-        return await asyncio.to_thread(
-            self.session.list_folder, folder, direction, recursive=recursive
-        )
+        async with self._turn:
+            return await asyncio.to_thread(
+                self.session.list_folder, folder, direction, recursive=recursive
+            )
 
     async def settle_listing(
         self, listing: Listing, cfg: RecordingsConfig, day: dt.date
     ) -> Listing:
-        return await asyncio.to_thread(self.session.settle_listing, listing, cfg, day)
+        async with self._turn:
+            return await asyncio.to_thread(self.session.settle_listing, listing, cfg, day)
 
     async def read_file(self, path: str) -> bytes | None:
-        return await asyncio.to_thread(self.session.read_file, path)
+        async with self._turn:
+            return await asyncio.to_thread(self.session.read_file, path)
 
     async def copy(
         self,
@@ -843,7 +849,11 @@ class FtpsSource:
         max_parallel: int,
         bytes_per_s: int | None,
         on_progress: Callable[[str], None],
+        connections: int = 1,
     ) -> list[CopyOutcome]:
+        # ``connections`` is the SFTP lever (#15); FTPS already copies each of the
+        # ``max_parallel`` files on its own control connection.
+        del connections
         first = None if self.session.broken else self.session
         return await copy_all(
             self.open_session,

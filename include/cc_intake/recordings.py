@@ -8,10 +8,13 @@ listing a folder and moving the bytes differ. The Airflow tasks call these.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -78,15 +81,30 @@ class RemoteSource(Protocol):
         max_parallel: int,
         bytes_per_s: int | None,
         on_progress: Callable[[str], None],
+        connections: int = 1,
     ) -> list[CopyOutcome]: ...
 
 
-class SftpSource:
-    """An open SFTP session as a :class:`RemoteSource` (``transfer.py`` does the work)."""
+SessionOpener = Callable[[], AbstractAsyncContextManager["asyncssh.SFTPClient"]]
 
-    def __init__(self, sftp: asyncssh.SFTPClient, endpoint: str = "") -> None:
+
+class SftpSource:
+    """An open SFTP session as a :class:`RemoteSource` (``transfer.py`` does the work).
+
+    ``open_session`` opens a further session to the same endpoint: with it, a day of many
+    files is copied over several sessions (``connections``, each joins once open).
+    """
+
+    def __init__(
+        self,
+        sftp: asyncssh.SFTPClient,
+        endpoint: str = "",
+        *,
+        open_session: SessionOpener | None = None,
+    ) -> None:
         self.sftp = sftp
         self.endpoint = endpoint
+        self.open_session = open_session
 
     async def list_folder(
         self, folder: str, direction: str, *, recursive: bool = False
@@ -117,23 +135,35 @@ class SftpSource:
         max_parallel: int,
         bytes_per_s: int | None,
         on_progress: Callable[[str], None],
+        connections: int = 1,
     ) -> list[CopyOutcome]:
-        return await copy_all(
-            self.sftp,
-            jobs,
-            token=token,
-            root=root,
-            max_parallel=max_parallel,
-            bytes_per_s=bytes_per_s,
-            on_progress=on_progress,
-        )
+        opener = self.open_session
+        async with contextlib.AsyncExitStack() as stack:
+            more = (
+                [stack.enter_async_context(opener()) for _ in range(connections - 1)]
+                if opener is not None
+                else []
+            )
+            return await copy_all(
+                self.sftp,
+                jobs,
+                token=token,
+                root=root,
+                max_parallel=max_parallel,
+                bytes_per_s=bytes_per_s,
+                on_progress=on_progress,
+                more_sessions=more,
+            )
 
 
-def as_source(remote: RemoteSource | asyncssh.SFTPClient) -> RemoteSource:
-    """A source as is; an ``asyncssh.SFTPClient`` wrapped (its endpoint unknown)."""
+def as_source(
+    remote: RemoteSource | asyncssh.SFTPClient, *, open_session: SessionOpener | None = None
+) -> RemoteSource:
+    """A source as is; an ``asyncssh.SFTPClient`` wrapped (its endpoint unknown), with
+    ``open_session`` for further sessions."""
     if isinstance(remote, RemoteSource):
         return remote
-    return SftpSource(remote)
+    return SftpSource(remote, open_session=open_session)
 
 
 async def list_day(
@@ -145,15 +175,20 @@ async def list_day(
     files are listed under their own names (:func:`include.cc_intake.handshake.fold_listing`).
     """
     source = as_source(remote)
-    listing: Listing = {}
-    for direction, template in cfg.directions.items():
-        folder = render_folder(template, day)
-        entries = await source.list_folder(folder, direction, recursive=cfg.recursive)
+
+    async def one(direction: str, template: str) -> list[RemoteEntry] | None:
+        entries = await source.list_folder(
+            render_folder(template, day), direction, recursive=cfg.recursive
+        )
         done = done_folder_entry(entries or [], cfg)
         if entries is not None and done is not None:
             moved = await source.list_folder(done.remote_path, direction) or []
             entries += [replace(e, rel_name=f"{done.rel_name}/{e.rel_name}") for e in moved]
-        listing[direction] = fold_listing(entries, cfg)
+        return fold_listing(entries, cfg)
+
+    # The folders are read at once: on a long link each read costs round trips, not bytes.
+    folders = await asyncio.gather(*(one(d, t) for d, t in cfg.directions.items()))
+    listing: Listing = dict(zip(cfg.directions, folders, strict=True))
     return await source.settle_listing(listing, cfg, day)
 
 
@@ -455,6 +490,22 @@ def _audio_columns(outcome: CopyOutcome, endpoint: str = "") -> dict[str, str]:
     return columns
 
 
+# A day with at least this many files to copy gets a second SSH session by default
+# (`recordings.connections` unset): measured in docs/benchmarks.md.
+MANY_FILES = 200
+
+
+def connections_for(cfg: RecordingsConfig, files: int) -> int:
+    """SSH sessions for a copy of ``files`` files: ``recordings.connections``, else by count.
+
+    Two sessions mean two sshd processes on the server and two TCP windows: on a day of many
+    small files the server side, not our client, was the limit (docs/benchmarks.md). Never
+    more sessions than files.
+    """
+    wanted = cfg.connections or (2 if files >= MANY_FILES else 1)
+    return max(1, min(wanted, files))
+
+
 async def copy_day(
     remote: RemoteSource | asyncssh.SFTPClient,
     provider: ProviderConfig,
@@ -463,8 +514,13 @@ async def copy_day(
     layout: DayLayout,
     token: str,
     on_progress: Callable[[str], None] = log.info,
+    open_session: SessionOpener | None = None,
 ) -> DaySummary:
     """List the day once, copy what is new or changed, and write the complete manifest.
+
+    ``open_session`` (for a raw SFTP client) opens a further session to the same server: with
+    it, a day of many files is copied over ``connections_for`` sessions. A source from
+    ``airflow/remote.open_remote`` brings its own.
 
     Every in-scope remote entry gets exactly one row (copied, skipped_identical, failed or
     rejected), and every earlier proof of a file we still hold that the remote no longer
@@ -473,7 +529,7 @@ async def copy_day(
     resumes instead of starting over.
     """
     cfg = provider.recordings
-    source = as_source(remote)
+    source = as_source(remote, open_session=open_session)
     listing = await list_day(source, cfg, day)
     verdicts = classify_day(listing, cfg, day)
     earlier = read_manifest(layout.manifest, cfg.group_names)
@@ -511,6 +567,7 @@ async def copy_day(
         max_parallel=cfg.max_parallel,
         bytes_per_s=cfg.max_bandwidth,
         on_progress=on_progress,
+        connections=connections_for(cfg, len(jobs)),
     )
     by_final = {o.job.final: o for o in outcomes}
     failures = []

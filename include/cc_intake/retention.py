@@ -1,4 +1,4 @@
-"""Retention of personal data: which landed days go, and going (contract §10.x, #12).
+"""Retention of personal data: which landed days go, and going (contract §10.3, #12).
 
 The recordings (``recordings/<provider>/<day>/``) and the digital content
 (``digital/<provider>/<day>/interactions.jsonl``) of a day older than the retention are

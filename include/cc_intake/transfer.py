@@ -29,7 +29,7 @@ import random
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,10 @@ READ_BLOCK = 256 * 1024
 # Bytes one file keeps requested ahead of what it has consumed, with no cap: enough to fill a
 # loopback or an 8 Mbit/s link with a few seconds of round trip, small enough for memory.
 IN_FLIGHT = 8 * 1024 * 1024
+# Bytes the session keeps in flight across files: small files are read more at once (see
+# _files_at_once) so that a day of short recordings still fills a link with a long round trip.
+SESSION_WINDOW = 2 * 1024 * 1024
+MAX_FILES_AT_ONCE = 32
 # Bytes a file queues before a write goes to the thread (a thread trip costs a wake-up).
 HANDOFF = 1024 * 1024
 # Bytes written between two starts of the disk's writeback for a large file.
@@ -68,6 +72,34 @@ CHECK_SAMPLE = 64 * 1024
 CHECK_SAMPLES = 4
 # The OS's randomness: the spots must not be guessable from one resume to the next.
 _SPOTS = random.SystemRandom()
+
+
+# Ciphers, fastest first for the CPU at hand. With AES instructions AES-GCM costs a fraction of
+# chacha20-poly1305's CPU in `cryptography` (asyncssh's default pick); without them chacha20 is
+# the fast one. The rest of asyncssh's default list follows, for servers that offer neither.
+GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+CHACHA_CIPHER = "chacha20-poly1305@openssh.com"
+OTHER_CIPHERS = ("aes128-ctr", "aes192-ctr", "aes256-ctr")
+
+
+def cpu_has_aes(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU advertises AES instructions (x86 ``flags`` or Arm ``Features``: ``aes``)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and "aes" in value.split():
+            return True
+    return False
+
+
+def preferred_ciphers(*, has_aes: bool | None = None) -> list[str]:
+    """The SSH ciphers to offer, in order: AES-GCM first when the CPU has AES, else chacha20."""
+    aes = cpu_has_aes() if has_aes is None else has_aes
+    fast = [*GCM_CIPHERS, CHACHA_CIPHER] if aes else [CHACHA_CIPHER, *GCM_CIPHERS]
+    return [*fast, *OTHER_CIPHERS]
 
 
 def _kind(mode: int | None) -> EntryKind:
@@ -486,50 +518,90 @@ async def _pull(
     block: int,
     limiter: RateLimiter,
     progress: Progress | None,
-) -> asyncssh.SFTPAttrs:
-    """Read ``[start, size)`` through a sliding window of requests; return the final attributes.
+) -> None:
+    """Read ``[start, size)`` through a sliding window of requests, and check the file ends there.
 
     Requests stay ``limiter.window`` bytes ahead of what was consumed, so the pipeline never
-    drains between blocks; the attributes are requested right behind the last read.
+    drains between blocks. The last request asks for one byte more than the listed size (or
+    a 1-byte read at the listed size follows it): an answer with that byte means the file grew
+    after the listing, a short one that it shrank; either fails the file. No ``stat`` per
+    file: the size and mtime are the listing's, from the one ``readdir``.
     """
     depth = max(1, limiter.window // block)
     pending: deque[tuple[int, int, asyncio.Future[bytes]]] = deque()
-    final_stat: asyncio.Future[asyncssh.SFTPAttrs] | None = None
     asked = start
+    probed = False
 
     def ask() -> None:
-        nonlocal asked, final_stat
+        nonlocal asked, probed
         while asked < entry.size and len(pending) < depth:
             n = min(block, entry.size - asked)
-            pending.append((asked, n, asyncio.ensure_future(remote.read(n, asked))))
+            last = asked + n >= entry.size
+            # Within the server's limit, the last request also asks for the byte after the end.
+            want = n + 1 if last and n < block else n
+            probed = probed or want > n
+            pending.append((asked, n, asyncio.ensure_future(remote.read(want, asked))))
             asked += n
-        if asked >= entry.size and final_stat is None:
-            # Sent after the last read on the same handle, which the server answers in order:
-            # the size and mtime it returns are those once our last byte was read.
-            final_stat = asyncio.ensure_future(remote.stat())
+        if asked >= entry.size and not probed:
+            probed = True
+            pending.append((entry.size, 0, asyncio.ensure_future(remote.read(1, entry.size))))
 
     try:
         ask()
         while pending:
             at, n, task = pending.popleft()
             data = await task
+            if len(data) > n:
+                raise TransferError(
+                    f"{entry.remote_path}: changed during the copy (longer than the "
+                    f"{entry.size} bytes listed)",
+                    files=[entry.remote_path],
+                )
             if len(data) < n:
                 data += await _read_exact(remote, entry, at + len(data), n - len(data))
+            if not n:
+                continue
             await limiter.consume(len(data))
             ask()
             await sink.put(data)
             if progress is not None:
                 progress.bytes_done += len(data)
-        assert final_stat is not None
-        return await final_stat
     finally:
         leftovers: list[asyncio.Future[Any]] = [task for _, _, task in pending]
-        if final_stat is not None and not final_stat.done():
-            leftovers.append(final_stat)
         for task in leftovers:
             task.cancel()
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+async def _open_remote(sftp: asyncssh.SFTPClient, entry: RemoteEntry) -> asyncssh.SFTPClientFile:
+    # block_size=0: one SFTP request per read() call; _pull's window is the pipeline.
+    return await sftp.open(entry.remote_path, "rb", block_size=0)
+
+
+class _Closer:
+    """Closes remote handles in the background: a close needs no answer before the next file.
+
+    Waiting for each close costs a round trip per file on a long link. A read-only handle's
+    close cannot lose data; a failed one is logged, and the session's end closes it anyway.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def __call__(self, remote: asyncssh.SFTPClientFile) -> None:
+        task = asyncio.ensure_future(remote.close())
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("closing a remote handle failed: %s", task.exception())
+
+    async def wait(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
 async def _fetch(
@@ -541,47 +613,50 @@ async def _fetch(
     limiter: RateLimiter,
     progress: Progress | None,
     rng: random.Random | None = None,
+    opening: asyncio.Future[asyncssh.SFTPClientFile] | None = None,
+    closer: _Closer | None = None,
 ) -> _Sink:
     """Bring one file's bytes over, resuming its temporary file; the caller lands the sink.
 
     A kept temporary file is trusted only once ``_prefix_matches`` has compared it with the
     remote on the same handle; otherwise the copy starts from byte 0 (``rng`` draws the sampled
-    ranges: the OS's randomness unless a test pins them).
+    ranges: the OS's randomness unless a test pins them). ``opening`` is the remote handle's
+    open already sent (``copy_all`` opens the next files while this one is read); ``closer``
+    closes the handle without waiting for the answer.
     """
     entry = job.entry
     tmp = job.tmp(token)
-    make_dirs(job.final.parent, stop_at=root)
-    start = 0
-    with contextlib.suppress(FileNotFoundError):
-        have = tmp.stat().st_size
-        start = have if have <= entry.size else 0
-    sink = _Sink(tmp, start)
+    remote: asyncssh.SFTPClientFile | None = None
+    sink: _Sink | None = None
     try:
-        # block_size=0: one SFTP request per read() call; _pull's window is the pipeline.
-        async with sftp.open(entry.remote_path, "rb", block_size=0) as remote:
-            block = min(limiter.chunk, sftp.limits.max_read_len or READ_BLOCK)
-            if start and not await _prefix_matches(
-                remote, entry, tmp, start, block=block, limiter=limiter, rng=rng or _SPOTS
-            ):
-                # The sink has opened nothing yet; this one truncates the file at its first write.
-                start = 0
-                sink = _Sink(tmp, start)
-            if start:
-                log.info(
-                    "resuming %s at byte %d of %d", mask_phone(entry.rel_name), start, entry.size
-                )
-            attrs = await _pull(
-                remote, entry, start, sink, block=block, limiter=limiter, progress=progress
-            )
-        if attrs.size != entry.size or int(attrs.mtime or 0) != entry.mtime:
-            raise TransferError(
-                f"{entry.remote_path}: changed during the copy (size {entry.size} -> {attrs.size})",
-                files=[entry.remote_path],
-            )
+        make_dirs(job.final.parent, stop_at=root)
+        start = 0
+        with contextlib.suppress(FileNotFoundError):
+            have = tmp.stat().st_size
+            start = have if have <= entry.size else 0
+        sink = _Sink(tmp, start)
+        remote = await (opening if opening is not None else _open_remote(sftp, entry))
+        block = min(limiter.chunk, sftp.limits.max_read_len or READ_BLOCK)
+        if start and not await _prefix_matches(
+            remote, entry, tmp, start, block=block, limiter=limiter, rng=rng or _SPOTS
+        ):
+            # The sink has opened nothing yet; this one truncates the file at its first write.
+            start = 0
+            sink = _Sink(tmp, start)
+        if start:
+            log.info("resuming %s at byte %d of %d", mask_phone(entry.rel_name), start, entry.size)
+        await _pull(remote, entry, start, sink, block=block, limiter=limiter, progress=progress)
         await sink.drain()
     except BaseException:
-        await sink.settle()
+        if sink is not None:
+            await sink.settle()
         raise
+    finally:
+        if remote is not None:
+            if closer is not None:
+                closer(remote)
+            else:
+                await remote.close()
     return sink
 
 
@@ -730,6 +805,20 @@ class _Lander:
                 sink.close()
 
 
+def _files_at_once(jobs: list[CopyJob], max_parallel: int) -> int:
+    """Files read at once: ``max_parallel``, or more when files are small.
+
+    The window is the session's: enough files that ``SESSION_WINDOW`` bytes are in flight,
+    so short recordings fill a long link (each file costs a round trip before its bytes
+    flow) as a few large ones do. At most ``MAX_FILES_AT_ONCE``.
+    """
+    if not jobs:
+        return 1
+    mean = max(1, sum(j.entry.size for j in jobs) // len(jobs))
+    wanted = max(max_parallel, min(MAX_FILES_AT_ONCE, -(-SESSION_WINDOW // mean)))
+    return max(1, min(wanted, len(jobs)))
+
+
 async def copy_all(
     sftp: asyncssh.SFTPClient,
     jobs: Iterable[CopyJob],
@@ -741,8 +830,15 @@ async def copy_all(
     on_progress: Callable[[str], None] = log.info,
     progress_every: float = PROGRESS_EVERY,
     rng: random.Random | None = None,
+    more_sessions: Iterable[Awaitable[asyncssh.SFTPClient]] = (),
 ) -> list[CopyOutcome]:
-    """Copy every job, ``max_parallel`` at a time over one session; never raises per file.
+    """Copy every job over one session, ``max_parallel`` files at a time or more for small
+    files (``_files_at_once``), opening the next files while these are read; never raises per
+    file.
+
+    ``more_sessions`` are further SFTP sessions on their way (opened by the caller, which
+    closes them): each joins once open and takes files from the same queue, under the same
+    rate limiter; the copy does not wait for one to open.
 
     A failed file is returned with its error so the caller can record what did land and
     name what did not; its temporary file stays for the retry to resume. ``rng`` draws the
@@ -751,9 +847,6 @@ async def copy_all(
     todo = list(jobs)
     progress = Progress(files_total=len(todo), bytes_total=sum(j.entry.size for j in todo))
     limiter = RateLimiter(bytes_per_s)
-    queue: asyncio.Queue[CopyJob] = asyncio.Queue()
-    for job in todo:
-        queue.put_nowait(job)
     outcomes: list[CopyOutcome] = []
 
     def done(outcome: CopyOutcome) -> None:
@@ -761,31 +854,79 @@ async def copy_all(
         progress.files_done += 1
 
     lander = _Lander(done)
+    closer = _Closer()
+    workers = _files_at_once(todo, max_parallel)
+    waiting = deque(todo)  # shared by every session: a session that joins late takes its share
 
-    async def worker() -> None:
-        while True:
-            try:
-                job = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            try:
-                sink = await _fetch(
-                    sftp,
-                    job,
-                    token=token,
-                    root=root,
-                    limiter=limiter,
-                    progress=progress,
-                    rng=rng,
+    class _Session:
+        """One SFTP session's workers and the opens sent ahead on it."""
+
+        def __init__(self, client: asyncssh.SFTPClient) -> None:
+            self.client = client
+            self.ahead: deque[tuple[CopyJob, asyncio.Future[asyncssh.SFTPClientFile]]] = deque()
+
+        def refill(self) -> None:
+            while waiting and len(self.ahead) < workers:
+                job = waiting.popleft()
+                self.ahead.append(
+                    (job, asyncio.ensure_future(_open_remote(self.client, job.entry)))
                 )
-            except Exception as exc:  # recorded per file; the caller decides the task's fate
-                done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
-                continue
-            try:
-                await lander.submit(job, sink)
-            except BaseException:  # cancelled while waiting for room: not the lander's yet
-                sink.close()
-                raise
+
+        async def worker(self) -> None:
+            while True:
+                self.refill()
+                if not self.ahead:
+                    return
+                job, opening = self.ahead.popleft()
+                self.refill()
+                try:
+                    sink = await _fetch(
+                        self.client,
+                        job,
+                        token=token,
+                        root=root,
+                        limiter=limiter,
+                        progress=progress,
+                        rng=rng,
+                        opening=opening,
+                        closer=closer,
+                    )
+                except Exception as exc:  # recorded per file; the caller decides the task's fate
+                    done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
+                    continue
+                try:
+                    await lander.submit(job, sink)
+                except BaseException:  # cancelled while waiting for room: not the lander's yet
+                    sink.close()
+                    raise
+
+        async def run(self) -> None:
+            await asyncio.gather(*(self.worker() for _ in range(workers)))
+
+        def drop_ahead(self) -> None:
+            """Opens sent for files no worker will read (cancelled): close what did open."""
+            while self.ahead:
+                _, opening = self.ahead.popleft()
+                if not opening.done():
+                    opening.cancel()
+                elif not opening.cancelled() and opening.exception() is None:
+                    closer(opening.result())
+
+    sessions = [_Session(sftp)]
+
+    async def join(pending: Awaitable[asyncssh.SFTPClient]) -> None:
+        """A further session: its workers start once it is open, if files are left by then."""
+        try:
+            client = await pending
+        except Exception as exc:  # the first session carries on alone
+            log.warning(
+                "a further SFTP session could not be opened: %s: %s", type(exc).__name__, exc
+            )
+            return
+        if waiting:
+            session = _Session(client)
+            sessions.append(session)
+            await session.run()
 
     async def reporter() -> None:
         while True:
@@ -794,15 +935,29 @@ async def copy_all(
 
     ticker = asyncio.ensure_future(reporter())
     landing = asyncio.ensure_future(lander.run())
+    opens = [asyncio.ensure_future(pending) for pending in more_sessions]
+    joining = [asyncio.ensure_future(join(opening)) for opening in opens]
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, min(max_parallel, len(todo))))))
+        await sessions[0].run()
+        # Nothing is left to take: a session still opening is not needed any more; one that
+        # has joined finishes the files it took.
+        for opening in opens:
+            if not opening.done():
+                opening.cancel()
+        await asyncio.gather(*joining, return_exceptions=True)
         lander.close()
         await landing
     finally:
+        for task in (*opens, *joining):
+            task.cancel()
+        await asyncio.gather(*opens, *joining, return_exceptions=True)
+        for session in sessions:
+            session.drop_ahead()
         for task in (ticker, landing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await closer.wait()
     if todo:
         on_progress(progress.line())
     return outcomes

@@ -4,7 +4,7 @@ Pure domain module (no Airflow). From the day's manifest (recordings) and ``inte
 (digital), :func:`build_worklist` draws the sample that the provider's ``sampling`` section asks
 for and writes ``worklists/<provider>/<day>.csv`` and its French page ``<day>.html``.
 
-Rules (contract §10.1):
+Rules (contract §10.4):
 
 - **Population.** Recordings: manifest rows that are received (``copied``, ``skipped_identical``,
   ``kept``), not ``audio_ok=false``, and not shorter than ``min_duration`` by their

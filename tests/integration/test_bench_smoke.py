@@ -32,7 +32,10 @@ TINY = Sizes(
     listing_kb=70,
     big_mb=6,
     providers=3,
-    shaped_seconds=1.0,
+    wan_small_files=6,
+    wan_small_kb=5,
+    wan_big_files=2,
+    wan_big_kb=100,
     repeats=1,
 )
 
@@ -78,13 +81,25 @@ def test_benchmark_runs_and_copies_identical_files(tmp_path: Path, server: str) 
 def test_shaped_link_case_measures_and_cleans_up(tmp_path: Path) -> None:
     out = io.StringIO()
     report = run_bench(TINY, tmp_path / "bench", ["shaped"], out)
-    [ours] = [r for r in report.rows if r.case == "shaped" and r.tool == "cc-intake copy_day"]
-    assert ours.seconds and ours.mb_per_s
-    # 8 Mbit/s is 1 MB/s: a copy well above it did not go through the shaped link.
-    assert ours.mb_per_s < 1.2
-    assert "link busy" in ours.note
+    ours = [
+        r
+        for r in report.rows
+        if r.case == "wan" and r.tool.startswith("cc-intake copy_day, ") and "max_" not in r.tool
+    ]
+    assert [r.tool for r in ours] == [
+        "cc-intake copy_day, 6 x 5 KB",
+        "cc-intake copy_day, 2 x 100 KB",
+    ]
+    for row in ours:
+        assert row.seconds and row.mb_per_s
+        # 8 Mbit/s is 1 MB/s: a copy well above it did not go through the shaped link, and
+        # 100 ms per round trip: the session alone takes more than a second to open.
+        assert row.mb_per_s < 1.2 and row.seconds > 1.0
+        assert "of the link" in row.note
+    openssh = [r for r in report.rows if r.case == "wan" and r.tool.startswith("openssh sftp, ")]
+    assert len(openssh) == 2
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"ccbench{os.getpid() % 100000}" not in leftover
+    assert f"ccbench{os.getpid() % 100000}l" not in leftover
 
 
 def test_bandwidth_cap_holds_across_parallel_files(

@@ -1,4 +1,4 @@
-"""The digest page is for users who may read every provider's DAG (contract §8.1, §10.x).
+"""The digest page is for users who may read every provider's DAG (contract §8.1, §10.5).
 
 Airflow's real api-server app with a test-only auth manager (``tests/integration/auth_deny.py``)
 that denies one provider's DAG to ``operator``.

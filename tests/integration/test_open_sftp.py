@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from include.cc_intake.airflow.sftp import open_sftp
 from include.cc_intake.errors import HostKeyError, RemoteError
 from include.cc_intake.recordings import list_day
 from include.cc_intake.sandbox.keys import ensure_keys
+from include.cc_intake.transfer import CHACHA_CIPHER, cpu_has_aes, preferred_ciphers
 from tests.integration.servers import ServerHandle, free_port
 from tests.integration.test_copy_day import DAY, make_provider, seed_day
 
@@ -40,6 +42,7 @@ def test_known_host_key_opens_a_session(
 def test_wrong_host_key_is_refused_naming_provider_and_host_key(
     sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # Through the hook subclass that chooses the cipher (#15): the host-key check still holds.
     other = ensure_keys(tmp_path / "other-keys").host_public_line
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_ACME", sftp_server.connection_json(host_key=other))
     with pytest.raises(HostKeyError) as info:
@@ -64,3 +67,20 @@ def test_unreachable_server_names_provider_day_and_connection(
     assert f"acme_abidjan {DAY}: cannot open an SFTP session with connection 'sftp_acme'" in str(
         info.value
     )
+
+
+def test_session_uses_the_fastest_cipher_for_this_cpu_and_logs_it(
+    sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The DAG's hook (a subclass of the provider's) offers AES-GCM first when the CPU has AES.
+
+    asyncssh alone would pick chacha20-poly1305 (its default order); the copy log names the
+    cipher both ends agreed on.
+    """
+    seed_day(sftp_server)
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ACME", sftp_server.connection_json())
+    with caplog.at_level(logging.INFO, logger="include.cc_intake.airflow.sftp"):
+        listing(sftp_server)
+    expected = preferred_ciphers()[0]
+    assert expected == ("aes128-gcm@openssh.com" if cpu_has_aes() else CHACHA_CIPHER)
+    assert f"cipher {expected}" in caplog.text

@@ -171,7 +171,7 @@ def build_provider_dag(cfg: ProviderConfig, *, sandbox: bool = False) -> DAG:
             from include.cc_intake.airflow.tasks import BuildWorklistOperator
 
             # After both validations, whatever they concluded: a red day's landed files are
-            # still to be evaluated (contract §10.1). A teardown (with no setup it waits for
+            # still to be evaluated (contract §10.4). A teardown (with no setup it waits for
             # all upstream to be done, like all_done) so that the run's state stays the
             # validations': a run's state is its leaves', teardowns aside.
             worklist = BuildWorklistOperator(task_id=C.TASK_WORKLIST, provider=cfg).as_teardown()

@@ -1,4 +1,4 @@
-"""The daily housekeeping DAG: retention of personal data (contract §10.x, #12).
+"""The daily housekeeping DAG: retention of personal data (contract §10.3, #12).
 
 One task per provider, ``purge_<provider id>``, applies :mod:`include.cc_intake.retention`
 with the run-time settings (``CC_INTAKE_RETENTION_*``, environment first, then the Airflow

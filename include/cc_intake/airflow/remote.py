@@ -103,7 +103,10 @@ async def _open_sftp_source(
     from include.cc_intake.recordings import SftpSource
 
     async with open_sftp(provider, day, conn_id=conn_id, connect_timeout=connect_timeout) as sftp:
-        yield SftpSource(sftp, endpoint=conn_id)
+        # Further sessions of a many-file day go to the endpoint that answered (#15).
+        yield SftpSource(
+            sftp, endpoint=conn_id, open_session=lambda: open_sftp(provider, day, conn_id=conn_id)
+        )
 
 
 def _opener(

@@ -17,7 +17,7 @@ from include.cc_intake.config import split_emails
 log = logging.getLogger(__name__)
 
 OPS_EMAILS = "CC_INTAKE_OPS_EMAILS"
-# Retention of personal data (contract §8.1, §10.x #12): read by the housekeeping DAG's tasks.
+# Retention of personal data (contract §8.1, §10.3, #12): read by the housekeeping DAG's tasks.
 RETENTION_SETTINGS = (
     "CC_INTAKE_RETENTION_RECORDINGS",
     "CC_INTAKE_RETENTION_DIGITAL",

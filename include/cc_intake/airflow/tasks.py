@@ -105,7 +105,7 @@ def restore_purged(context: Context) -> bool:
 def refuse_purged_day(
     context: Context, layout: DayLayout, kind: Literal["recordings", "digital"]
 ) -> None:
-    """Fail a re-run of a purged day (contract §10.x, #12) unless its conf says ``restore``."""
+    """Fail a re-run of a purged day (contract §10.3, #12) unless its conf says ``restore``."""
     from include.cc_intake.retention import refuse_purged
 
     refuse_purged(layout, kind, restore=restore_purged(context), log=log.warning)
