@@ -30,11 +30,5 @@ ENV PYTHONPATH=/opt/airflow \
 # Landed files go to CC_INTAKE_DATA_ROOT (default $AIRFLOW_HOME/data). With several workers
 # (CeleryExecutor) mount one shared POSIX volume there: the copy's atomic rename needs it.
 
-# The SFTP client (asyncssh, through the sftp provider's hook) reads ~/.ssh/config. Preferring
-# AES-GCM over chacha20-poly1305 costs the client far less CPU per packet: on many small
-# recordings it is the difference between 0.72x and 0.94x OpenSSH (docs/benchmarks.md).
-# Servers that do not offer it still negotiate chacha20.
-RUN mkdir -p -m 0700 /home/airflow/.ssh \
- && printf 'Host *\n  Ciphers aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com\n' \
-      > /home/airflow/.ssh/config \
- && chmod 0600 /home/airflow/.ssh/config
+# The copy chooses its SSH cipher itself (AES-GCM first when the CPU has AES instructions,
+# chacha20 otherwise: include/cc_intake/airflow/sftp.py), so no ~/.ssh/config is needed.
