@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from include.cc_intake.errors import StorageError
-from include.cc_intake.naming import safe_join
+from include.cc_intake.naming import is_safe_rel_name, safe_join
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
@@ -43,6 +43,7 @@ class DayLayout:
         self.root = Path(os.path.abspath(root))
         self.provider = provider
         self.day = day
+        self._recording_dirs: dict[str, Path] = {}
 
     @property
     def _day(self) -> str:
@@ -52,7 +53,14 @@ class DayLayout:
         return safe_join(self.root, "recordings", self.provider, self._day, direction)
 
     def recording(self, direction: str, rel_name: str) -> Path:
-        return safe_join(self.root, "recordings", self.provider, self._day, direction, rel_name)
+        # Called once per file of the day: the folder is proved once, then each component of
+        # ``rel_name`` (no "", ".", "..", separator or control character: it cannot climb out).
+        folder = self._recording_dirs.get(direction)
+        if folder is None:
+            folder = self._recording_dirs[direction] = self.recordings_dir(direction)
+        if not is_safe_rel_name(rel_name):
+            return safe_join(folder, rel_name)  # raises, naming the bad component
+        return folder / rel_name
 
     @property
     def reports_dir(self) -> Path:
@@ -108,10 +116,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def tmp_name_for(name: str, token: str, *, tag: str = "") -> str:
+    """The temporary name beside a file called ``name`` (see :func:`tmp_path_for`)."""
+    suffix = f".{tag}" if tag else ""
+    return f".{name}.{token}{suffix}{TMP_SUFFIX}"
+
+
 def tmp_path_for(final: Path, token: str, *, tag: str = "") -> Path:
     """The temporary sibling of ``final`` for one run (and one remote version, for resumes)."""
-    suffix = f".{tag}" if tag else ""
-    return final.with_name(f".{final.name}.{token}{suffix}{TMP_SUFFIX}")
+    return final.with_name(tmp_name_for(final.name, token, tag=tag))
 
 
 def resume_tag(size: int, mtime: int) -> str:
@@ -125,7 +138,7 @@ def longest_tmp_name(name: str, *, size: int, mtime: int) -> str:
     The file-name check (:func:`include.cc_intake.naming.fits_on_disk`) measures this, not the
     final name: a name that fits but whose temporary name does not would fail every run.
     """
-    return tmp_path_for(Path(name), "0" * TOKEN_LEN, tag=resume_tag(size, mtime)).name
+    return tmp_name_for(name, "0" * TOKEN_LEN, tag=resume_tag(size, mtime))
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,8 +53,8 @@ LEADING_COLUMNS = C.MANIFEST_LEADING_COLUMNS
 
 def iso_utc(moment: dt.datetime | float | int) -> str:
     """ISO-8601 UTC with a ``Z`` (seconds precision) — the manifest's only time format."""
-    if not isinstance(moment, dt.datetime):
-        moment = dt.datetime.fromtimestamp(moment, tz=dt.UTC)
+    if not isinstance(moment, dt.datetime):  # once or twice per file of a day: the fast way
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
     return moment.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

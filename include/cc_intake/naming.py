@@ -11,6 +11,7 @@ both be accepted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import unicodedata
@@ -150,6 +151,7 @@ def in_scope(
     return day.strftime(cfg.date_format) in base
 
 
+@functools.lru_cache(maxsize=1024)  # a day's names carry a handful of dates; strptime is slow
 def _parse_date(text: str | None, fmt: str) -> dt.date | None:
     if text is None:
         return None

@@ -615,6 +615,7 @@ async def _fetch(
     rng: random.Random | None = None,
     opening: asyncio.Future[asyncssh.SFTPClientFile] | None = None,
     closer: _Closer | None = None,
+    made: set[Path] | None = None,
 ) -> _Sink:
     """Bring one file's bytes over, resuming its temporary file; the caller lands the sink.
 
@@ -622,14 +623,18 @@ async def _fetch(
     remote on the same handle; otherwise the copy starts from byte 0 (``rng`` draws the sampled
     ranges: the OS's randomness unless a test pins them). ``opening`` is the remote handle's
     open already sent (``copy_all`` opens the next files while this one is read); ``closer``
-    closes the handle without waiting for the answer.
+    closes the handle without waiting for the answer; ``made`` holds the folders this copy
+    has already created (two system calls saved per file of a day).
     """
     entry = job.entry
     tmp = job.tmp(token)
     remote: asyncssh.SFTPClientFile | None = None
     sink: _Sink | None = None
     try:
-        make_dirs(job.final.parent, stop_at=root)
+        if made is None or job.final.parent not in made:
+            make_dirs(job.final.parent, stop_at=root)
+            if made is not None:
+                made.add(job.final.parent)
         start = 0
         with contextlib.suppress(FileNotFoundError):
             have = tmp.stat().st_size
@@ -855,6 +860,7 @@ async def copy_all(
 
     lander = _Lander(done)
     closer = _Closer()
+    made: set[Path] = set()
     workers = _files_at_once(todo, max_parallel)
     waiting = deque(todo)  # shared by every session: a session that joins late takes its share
 
@@ -890,6 +896,7 @@ async def copy_all(
                         rng=rng,
                         opening=opening,
                         closer=closer,
+                        made=made,
                     )
                 except Exception as exc:  # recorded per file; the caller decides the task's fate
                     done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))

@@ -47,6 +47,17 @@ def test_a_remote_name_never_lands_outside_its_folder(tmp_path: Path, name: str)
         DayLayout(tmp_path, "acme", DAY).recording("ENTRANTS", name)
 
 
+def test_one_layout_checks_every_name_after_its_folder_is_known(tmp_path: Path) -> None:
+    # The day's folder is proved once per direction; each name is still checked on its own.
+    layout = DayLayout(tmp_path, "acme", DAY)
+    assert layout.recording("ENTRANTS", "b.wav").parent == layout.recordings_dir("ENTRANTS")
+    for name in ("../escape.wav", "a//b.wav", "./b.wav", "a/./b.wav", "x\x00.wav"):
+        with pytest.raises(UnsafePathError):
+            layout.recording("ENTRANTS", name)
+    with pytest.raises(UnsafePathError):
+        layout.recording("../ENTRANTS", "b.wav")
+
+
 def test_run_token_is_stable_short_and_unique_per_run() -> None:
     token = run_token("scheduled__2026-11-21T02:30:00+00:00")
     assert token == run_token("scheduled__2026-11-21T02:30:00+00:00")

@@ -45,6 +45,10 @@ def test_iso_utc() -> None:
     assert iso_utc(0) == "1970-01-01T00:00:00Z"
     moment = dt.datetime(2026, 11, 25, 10, 0, 0, 123, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     assert iso_utc(moment) == "2026-11-25T09:00:00Z"
+    # Numbers (listing mtimes) and datetimes give the same text, fractions dropped.
+    for seconds in (1, 59.999, 1_795_000_000, 4_102_444_799):
+        moment = dt.datetime.fromtimestamp(int(seconds), tz=dt.UTC)
+        assert iso_utc(seconds) == iso_utc(moment)
 
 
 def test_round_trip_with_columns_in_contract_order(tmp_path: Path) -> None:
