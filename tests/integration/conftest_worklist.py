@@ -30,9 +30,10 @@ from tests.integration.conftest_overview import (
     _reset_airflow_globals,
     write_summary,
 )
+from tests.integration.deny_auth_manager import MANAGER
 
 DAY = dt.date(2026, 11, 25)
-AUTH_MANAGER = "tests.integration.deny_auth_manager.DenyOneDagAuthManager"
+AUTH_MANAGER = MANAGER
 PROVIDERS = ("acme_abidjan", "globex_dakar")
 DIGITAL = {
     "http_conn_id": "crm",

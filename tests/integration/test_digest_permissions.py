@@ -1,7 +1,7 @@
 """The digest page is for users who may read every provider's DAG (contract §8.1, §10.5).
 
-Airflow's real api-server app with a test-only auth manager (``tests/integration/auth_deny.py``)
-that denies one provider's DAG to ``operator``.
+Airflow's real api-server app with the test-only auth manager of
+``tests/integration/deny_auth_manager.py``, which denies one provider's DAG to ``operator``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from fastapi.testclient import TestClient
 
 from include.cc_intake.digest import DigestLinks, build_digest, render_digest, write_digest
 from tests import digest_data as D
-from tests.integration.auth_deny import DENIED_DAG
 from tests.integration.conftest_overview import (
     REPO,
     AirflowApi,
     _migrated_home,
     _reset_airflow_globals,
 )
+from tests.integration.deny_auth_manager import DENIED_DAGS, MANAGER
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow_db]
 
@@ -36,12 +36,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
     links = DigestLinks("http://a/", "http://a/cc-intake/quality/", "http://a/cc-intake/")
     result = build_digest(data, D.digest_providers(), at=D.AT)
     write_digest(data, D.DAY, render_digest(result, links).html)
-    manager = "tests.integration.auth_deny.DenyOneDagAuthManager"
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {
             **env,
             "CC_INTAKE_DATA_ROOT": str(data),
-            "AIRFLOW__CORE__AUTH_MANAGER": manager,
+            "AIRFLOW__CORE__AUTH_MANAGER": MANAGER,
         }.items():
             patch.setenv(key, value)
         if str(REPO) not in sys.path:
@@ -68,7 +67,8 @@ def _client(api: AirflowApi, username: str) -> TestClient:
 
 
 def test_a_user_who_may_not_read_one_provider_does_not_get_the_digest(api: AirflowApi) -> None:
-    assert f"ingest_{D.RED}" == DENIED_DAG
+    assert f"ingest_{D.RED}" in DENIED_DAGS
+    assert f"ingest_{D.GREEN}" not in DENIED_DAGS
     with _client(api, "operator") as client:
         # The manager does deny that one DAG, and only it.
         assert client.get(f"/cc-intake/quality/{D.RED}/{D.DAY}/recordings.html").status_code == 403
