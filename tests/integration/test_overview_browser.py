@@ -10,6 +10,7 @@ shows it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -85,16 +86,15 @@ class Served:
         return f"{self.base}{LOGIN_PATH}?next={quote(path, safe='')}"
 
 
-@pytest.fixture(scope="module")
-def served(airflow_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
-    """The api-server app under uvicorn on a free port, and a real login's token."""
+@contextlib.contextmanager
+def serving(api: AirflowApi) -> Iterator[Served]:
+    """``api``'s app under uvicorn on a free port, and a real login's token for ``operator``."""
     import uvicorn
 
-    write_demo_data(airflow_api.data_root, dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     session: dict[str, str] = {}
-    app = with_test_login(airflow_api.app, session)
+    app = with_test_login(api.app, session)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -103,7 +103,7 @@ def served(airflow_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        password = airflow_api.passwords()["operator"]
+        password = api.passwords()["operator"]
         response = httpx.post(
             f"{base}/auth/token", json={"username": "operator", "password": password}
         )
@@ -113,6 +113,13 @@ def served(airflow_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(airflow_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
+    write_demo_data(airflow_api.data_root, dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+    with serving(airflow_api) as served:
+        yield served
 
 
 def chromium_args(profile: Path) -> list[str]:

@@ -11,13 +11,10 @@ import asyncio
 import json
 import re
 import subprocess
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.conftest_overview import AirflowApi
@@ -30,8 +27,7 @@ from tests.integration.test_overview_browser import (
     DevTools,
     Served,
     chromium_args,
-    free_port,
-    with_test_login,
+    serving,
 )
 
 pytestmark = [
@@ -49,30 +45,8 @@ PAGE = f"/cc-intake-worklists/worklists/acme_abidjan/{DAY}.html"
 
 @pytest.fixture(scope="module")
 def served(worklist_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
-    import uvicorn
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    session: dict[str, str] = {}
-    app = with_test_login(worklist_api.app, session)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        password = worklist_api.passwords()["operator"]
-        response = httpx.post(
-            f"{base}/auth/token", json={"username": "operator", "password": password}
-        )
-        assert response.status_code == 201, response.text
-        session["token"] = response.json()["access_token"]
-        yield Served(base, session["token"])
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(worklist_api) as served:
+        yield served
 
 
 @pytest.mark.parametrize("name", ["C00001.wav", "C00002.wav"], ids=["pcm", "alaw"])
