@@ -12,6 +12,7 @@ per process) and gets its own data root.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -99,13 +100,14 @@ def _reset_airflow_globals() -> None:
     purge_cached_app()
 
 
-@pytest.fixture(scope="module")
-def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
-    """Airflow's api-server app (core API, UI, auth, our plugin) on a migrated SQLite DB."""
-    env = _migrated_home(tmp_path_factory.getbasetemp())
-    data = tmp_path_factory.mktemp("data")  # read at request time: one per module
+@contextlib.contextmanager
+def api_app(base: Path, data: Path, **environ: str) -> Iterator[AirflowApi]:
+    """Airflow's api-server app (core API, UI, auth, our plugins) on a migrated SQLite DB under
+    ``base``, reading the data root ``data``; ``environ`` adds settings (e.g. an auth manager).
+    """
+    env = _migrated_home(base)
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in {**env, "CC_INTAKE_DATA_ROOT": str(data)}.items():
+        for key, value in {**env, "CC_INTAKE_DATA_ROOT": str(data), **environ}.items():
             patch.setenv(key, value)
         if str(REPO) not in sys.path:
             patch.syspath_prepend(str(REPO))
@@ -118,6 +120,14 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi
         finally:
             patch.undo()
             _reset_airflow_globals()
+
+
+@pytest.fixture(scope="module")
+def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
+    """The api-server app on a data root of its own (read at request time: one per module)."""
+    data = tmp_path_factory.mktemp("data")
+    with api_app(tmp_path_factory.getbasetemp(), data) as api:
+        yield api
 
 
 def write_summary(data_root: Path, provider: str, day: dt.date, status: str, **counts) -> None:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import random
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,17 +22,10 @@ from include.cc_intake.layout import DayLayout
 from include.cc_intake.manifest import ManifestRow, write_manifest
 from include.cc_intake.worklist import Worklist, build_worklist
 from tests.helpers import provider
-from tests.integration.conftest_overview import (
-    REPO,
-    AirflowApi,
-    _migrated_home,
-    _reset_airflow_globals,
-    write_summary,
-)
+from tests.integration.conftest_overview import AirflowApi, api_app, write_summary
 from tests.integration.deny_auth_manager import MANAGER
 
 DAY = dt.date(2026, 11, 25)
-AUTH_MANAGER = MANAGER
 PROVIDERS = ("acme_abidjan", "globex_dakar")
 DIGITAL = {
     "http_conn_id": "crm",
@@ -127,27 +119,9 @@ def land_day(root: Path, provider_id: str) -> Worklist:
 @pytest.fixture(scope="module")
 def worklist_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
     """The api-server app (core API, UI, auth, our plugins) with the test-only auth manager."""
-    env = _migrated_home(tmp_path_factory.getbasetemp())
     data = tmp_path_factory.mktemp("data")
     for provider_id in PROVIDERS:
         land_day(data, provider_id)
         write_summary(data, provider_id, DAY, "green")  # the overview's row
-    with pytest.MonkeyPatch.context() as patch:
-        overrides = {
-            **env,
-            "CC_INTAKE_DATA_ROOT": str(data),
-            "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
-        }
-        for key, value in overrides.items():
-            patch.setenv(key, value)
-        if str(REPO) not in sys.path:
-            patch.syspath_prepend(str(REPO))
-        _reset_airflow_globals()
-        from airflow.api_fastapi.app import create_app
-
-        app = create_app(apps="core")
-        try:
-            yield AirflowApi(app, Path(env["AIRFLOW_HOME"]), data)
-        finally:
-            patch.undo()
-            _reset_airflow_globals()
+    with api_app(tmp_path_factory.getbasetemp(), data, AIRFLOW__CORE__AUTH_MANAGER=MANAGER) as api:
+        yield api

@@ -6,21 +6,14 @@ Airflow's real api-server app with the test-only auth manager of
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from include.cc_intake.digest import DigestLinks, build_digest, render_digest, write_digest
 from tests import digest_data as D
-from tests.integration.conftest_overview import (
-    REPO,
-    AirflowApi,
-    _migrated_home,
-    _reset_airflow_globals,
-)
+from tests.integration.conftest_overview import AirflowApi, api_app
 from tests.integration.deny_auth_manager import DENIED_DAGS, MANAGER
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow_db]
@@ -30,30 +23,13 @@ DIGEST = f"/cc-intake/digests/{D.DAY}.html"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
-    env = _migrated_home(tmp_path_factory.getbasetemp())
     data = tmp_path_factory.mktemp("data")
     D.write_mixed_day(data)
     links = DigestLinks("http://a/", "http://a/cc-intake/quality/", "http://a/cc-intake/")
     result = build_digest(data, D.digest_providers(), at=D.AT)
     write_digest(data, D.DAY, render_digest(result, links).html)
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            **env,
-            "CC_INTAKE_DATA_ROOT": str(data),
-            "AIRFLOW__CORE__AUTH_MANAGER": MANAGER,
-        }.items():
-            patch.setenv(key, value)
-        if str(REPO) not in sys.path:
-            patch.syspath_prepend(str(REPO))
-        _reset_airflow_globals()
-        from airflow.api_fastapi.app import create_app
-
-        app = create_app(apps="core")
-        try:
-            yield AirflowApi(app, Path(env["AIRFLOW_HOME"]), data)
-        finally:
-            patch.undo()
-            _reset_airflow_globals()
+    with api_app(tmp_path_factory.getbasetemp(), data, AIRFLOW__CORE__AUTH_MANAGER=MANAGER) as api:
+        yield api
 
 
 def _client(api: AirflowApi, username: str) -> TestClient:
