@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import re
 import shutil
-import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +22,7 @@ from include.cc_intake.digest import (
     write_digest,
 )
 from tests import digest_data as D
-from tests.integration.test_overview_browser import CHROMIUM, DevTools, chromium_args
+from tests.integration.test_overview_browser import CHROMIUM, DevTools, devtools_page
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,20 +56,10 @@ def test_the_digest_page_at_1024_px(tmp_path: Path) -> None:
 
     page = _page(tmp_path / "data")
     shot = tmp_path / "digest-1024.png"
-    args = [*chromium_args(tmp_path / "profile"), "--remote-debugging-port=0", "about:blank"]
-    browser = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    try:
-        endpoint = None
-        for line in browser.stderr:  # type: ignore[union-attr]
-            if match := re.search(r"DevTools listening on ws://([^/]+)/", line):
-                endpoint = match.group(1)
-                break
-        assert endpoint, "Chromium did not open its DevTools port"
-        with urllib.request.urlopen(f"http://{endpoint}/json") as response:
-            target = next(t for t in json.load(response) if t["type"] == "page")
+    with devtools_page(tmp_path / "profile") as page_ws:
 
         async def scenario() -> dict:
-            async with websockets.connect(target["webSocketDebuggerUrl"], max_size=None) as ws:
+            async with websockets.connect(page_ws, max_size=None) as ws:
                 tools = DevTools(ws)
                 await tools.call(
                     "Emulation.setDeviceMetricsOverride",
@@ -103,9 +89,6 @@ def test_the_digest_page_at_1024_px(tmp_path: Path) -> None:
                 return dict(found)
 
         found = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
-    finally:
-        browser.terminate()
-        browser.wait(timeout=10)
 
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copyfile(shot, ARTIFACTS / shot.name)

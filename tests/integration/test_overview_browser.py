@@ -205,6 +205,26 @@ def test_screenshot_of_the_page_in_the_airflow_ui(served: Served, tmp_path: Path
         shutil.copyfile(shot, SCREENSHOT)
 
 
+@contextlib.contextmanager
+def devtools_page(profile: Path, *flags: str) -> Iterator[str]:
+    """A headless Chromium with ``flags`` and its DevTools port open: its blank page's WebSocket."""
+    args = [*chromium_args(profile), *flags, "--remote-debugging-port=0", "about:blank"]
+    browser = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoint = None
+        for line in browser.stderr:  # type: ignore[union-attr]
+            if match := re.search(r"DevTools listening on ws://([^/]+)/", line):
+                endpoint = match.group(1)
+                break
+        assert endpoint, "Chromium did not open its DevTools port"
+        with urllib.request.urlopen(f"http://{endpoint}/json") as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+        yield page["webSocketDebuggerUrl"]
+    finally:
+        browser.terminate()
+        browser.wait(timeout=10)
+
+
 class DevTools:
     """Just enough of the Chrome DevTools Protocol to evaluate scripts in a page."""
 
@@ -240,20 +260,10 @@ def test_links_in_the_ui_frame_open_airflow_pages_in_the_ui(served: Served, tmp_
     itself, not a second UI nested in the frame; a proof link opens in the frame."""
     import websockets
 
-    args = [*chromium_args(tmp_path / "profile"), "--remote-debugging-port=0", "about:blank"]
-    browser = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    try:
-        endpoint = None
-        for line in browser.stderr:  # type: ignore[union-attr]
-            if match := re.search(r"DevTools listening on ws://([^/]+)/", line):
-                endpoint = match.group(1)
-                break
-        assert endpoint, "Chromium did not open its DevTools port"
-        with urllib.request.urlopen(f"http://{endpoint}/json") as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
+    with devtools_page(tmp_path / "profile") as page_ws:
 
         async def scenario() -> None:
-            async with websockets.connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
+            async with websockets.connect(page_ws, max_size=None) as ws:
                 tools = DevTools(ws)
                 await tools.call("Page.navigate", url=served.login_url(UI_VIEW))
                 frame = "document.querySelector('iframe')"
@@ -280,9 +290,6 @@ def test_links_in_the_ui_frame_open_airflow_pages_in_the_ui(served: Served, tmp_
                 assert await tools.evaluate("document.querySelectorAll('iframe').length") == 0
 
         asyncio.run(asyncio.wait_for(scenario(), timeout=120))
-    finally:
-        browser.terminate()
-        browser.wait(timeout=10)
 
 
 def test_item17_no_inline_script_runs_in_a_served_proof_page(

@@ -8,10 +8,7 @@ the page and plays a WAV item: the audio element, fed by the plugin's Range resp
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from tests.integration.test_overview_browser import (
     CHROMIUM,
     DevTools,
     Served,
-    chromium_args,
+    devtools_page,
     serving,
 )
 
@@ -53,25 +50,12 @@ def served(worklist_api: AirflowApi) -> Iterator[Served]:  # noqa: F811
 def test_the_page_plays_a_wav_item(served: Served, tmp_path: Path, name: str) -> None:
     import websockets
 
-    args = [
-        *chromium_args(tmp_path / "profile"),
-        "--autoplay-policy=no-user-gesture-required",
-        "--remote-debugging-port=0",
-        "about:blank",
-    ]
-    browser = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    try:
-        endpoint = None
-        for line in browser.stderr:  # type: ignore[union-attr]
-            if match := re.search(r"DevTools listening on ws://([^/]+)/", line):
-                endpoint = match.group(1)
-                break
-        assert endpoint, "Chromium did not open its DevTools port"
-        with urllib.request.urlopen(f"http://{endpoint}/json") as response:
-            page = next(t for t in json.load(response) if t["type"] == "page")
+    with devtools_page(
+        tmp_path / "profile", "--autoplay-policy=no-user-gesture-required"
+    ) as page_ws:
 
         async def scenario() -> dict:
-            async with websockets.connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
+            async with websockets.connect(page_ws, max_size=None) as ws:
                 tools = DevTools(ws)
                 await tools.call("Page.navigate", url=served.login_url(PAGE))
                 await tools.wait_for("document.querySelectorAll('audio').length === 3")
@@ -90,9 +74,6 @@ def test_the_page_plays_a_wav_item(served: Served, tmp_path: Path, name: str) ->
                 )
 
         state = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
-    finally:
-        browser.terminate()
-        browser.wait(timeout=10)
     assert state["error"] is None and state["media"] is None, state
     assert state["state"] >= 2, state
     assert 2.5 < state["duration"] < 4.5, state
