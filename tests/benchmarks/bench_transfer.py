@@ -670,6 +670,7 @@ def worker_main(spec_path: Path) -> None:
     """The copy task's body, alone in its process: connect, copy_day, report."""
     import asyncssh
 
+    from include.cc_intake import eventloop
     from include.cc_intake.config import parse_provider
     from include.cc_intake.layout import DayLayout
     from include.cc_intake.recordings import copy_day, list_day
@@ -742,7 +743,7 @@ def worker_main(spec_path: Path) -> None:
         result["cipher"] = cipher
         return result
 
-    result = asyncio.run(go())
+    result = eventloop.run(go())  # the loop the task runs the copy on (airflow/tasks.py)
     # Exact, where the parent's sampling may miss the last 20 ms.
     result["vm_hwm_mb"] = (_vm_hwm_kb("self") or 0) / 1024
     print("RESULT " + json.dumps(result), flush=True)
@@ -1678,8 +1679,14 @@ def machine() -> str:
     import asyncssh
     import cryptography
 
+    from include.cc_intake.eventloop import loop_factory
     from include.cc_intake.transfer import cpu_has_aes
 
+    loop = "asyncio's own loop (uvloop not installed)"
+    if loop_factory() is not None:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
     cpu = "?"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1700,7 +1707,8 @@ def machine() -> str:
             f"{'yes' if cpu_has_aes() else 'no'}); {mem} RAM; kernel {platform.release()}; "
             f"landing disk {disk or ' '.join(fs[:2])}",
             f"software: Python {platform.python_version()}; asyncssh {asyncssh.__version__}; "
-            f"cryptography {cryptography.__version__}; {_version(['ssh', '-V'])}; "
+            f"cryptography {cryptography.__version__}; event loop: {loop}; "
+            f"{_version(['ssh', '-V'])}; "
             f"{_version(['rclone', 'version'])}",
         ]
     )

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.cc_intake import eventloop
 from include.cc_intake.config import ProviderConfig, load_provider
 from include.cc_intake.days import parse_day, processed_day
 from include.cc_intake.errors import (
@@ -339,7 +340,7 @@ def look_sftp(provider: ProviderConfig, day: dt.date, *, now: float) -> SftpLook
         conn = _get_connection(provider.recordings.conn_id)
     except ConfigError as exc:
         return SftpLook(provider.recordings.conn_id, error=str(exc))
-    return asyncio.run(_look_remote(provider, day, conn, now))
+    return eventloop.run(_look_remote(provider, day, conn, now))
 
 
 # --------------------------------------------------------------------------- CRM

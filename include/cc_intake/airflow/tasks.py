@@ -24,6 +24,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from include.cc_intake import constants as C
+from include.cc_intake import eventloop
 from include.cc_intake.airflow.link_budget import copy_rate, with_rate
 from include.cc_intake.airflow.links import proof_url
 from include.cc_intake.airflow.locks import day_lock
@@ -317,7 +318,7 @@ class WaitForRecordingsSensor(ProviderDayMixin, BaseSensorOperator):
                 allowed_gap=self.provider.daily_report.allowed_gap,
             )
 
-        readiness = asyncio.run(look())
+        readiness = eventloop.run(look())
         self._last_readiness = readiness
         self._last_seen = readiness.describe()
         self.log.info("%s %s: %s", self.provider.id, day, self._last_seen)
@@ -377,7 +378,7 @@ class CopyRecordingsOperator(ProviderOperator):
                     on_progress=self.log.info,
                 )
 
-        summary = asyncio.run(run())
+        summary = eventloop.run(run())
         for direction, counts in summary.directions.items():
             self.log.info("%s %s %s: %s", self.provider.id, day, direction, counts)
         if summary.failures:
@@ -437,7 +438,7 @@ class FetchReportOperator(ProviderOperator):
             async with open_remote(self.provider, day) as remote:
                 return await read_report(remote, self.provider, day)
 
-        content = asyncio.run(fetch())
+        content = eventloop.run(fetch())
         if content is None:
             raise ReportError(
                 f"{self.provider.id} {day}: end-of-day report {remote} not found on the server",
@@ -749,7 +750,7 @@ class ConfirmToProviderOperator(ProviderOperator):
                     sftp, self.provider, day, rows, token=self.token(context)
                 )
 
-        result = asyncio.run(run())
+        result = eventloop.run(run())
         self.log.info("%s %s: %s %s", self.provider.id, day, go.why, result.as_dict())
         return result.as_dict()
 
