@@ -5,8 +5,8 @@ A FastAPI app mounted by the api-server at ``/cc-intake`` serves the page
 ``<data_root>/quality``; an external view embeds the page in the UI.
 
 Plugin apps are mounted without authentication (contract §7): every route here depends on
-Airflow's own ``get_user`` — the JWT of the UI session cookie (``_token``) or an
-``Authorization: Bearer`` header, validated by the configured auth manager (revocation
+Airflow's own ``get_user`` (``airflow/access.py``: the JWT of the UI session cookie ``_token``
+or an ``Authorization: Bearer`` header, validated by the configured auth manager, revocation
 included). Rows and proof files are limited to the providers whose DAG the user may read.
 """
 
@@ -15,61 +15,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import (
-    FileResponse,
-    HTMLResponse,
-    JSONResponse,
-    RedirectResponse,
-    Response,
-)
+from fastapi import FastAPI, HTTPException, Query, status
+from fastapi.responses import FileResponse, HTMLResponse
 
 from include.cc_intake import alerts_outbox, digest, overview, proof_pages
+from include.cc_intake.airflow.access import (
+    SECURITY_HEADERS,
+    CurrentUser,
+    login_redirect,
+    readable_providers,
+)
 from include.cc_intake.airflow.links import DIGEST_ROUTE, PROOF_ROUTE, URL_PREFIX
 from include.cc_intake.constants import DAG_PREFIX, TAG_CONFIG_ERROR
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.layout import data_root
 
-if TYPE_CHECKING:
-    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-
 log = logging.getLogger(__name__)
 
 URL_ROUTE = "cc-intake-overview"
 
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 # Proof pages are our own self-contained HTML without script: nothing may load or run.
 _PROOF_CSP = f"{proof_pages.CONTENT_SECURITY_POLICY}; frame-ancestors 'self'"
-
-
-async def _current_user(request: Request) -> BaseUser:
-    """Airflow's api-server authentication, unchanged: 401/403 when it refuses."""
-    # Imported here: the plugin module is also imported by schedulers and workers, which
-    # have no use for the api-server's security stack.
-    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
-
-    credentials = await bearer_scheme(request)
-    return await get_user(request, None, credentials)
-
-
-# Typed Any for FastAPI: BaseUser is imported for type checking only.
-CurrentUser = Annotated[Any, Depends(_current_user)]
-
-
-def _readable_providers(user: BaseUser, candidates: set[str]) -> set[str]:
-    """The providers among ``candidates`` whose DAG ``user`` may read."""
-    from airflow.api_fastapi.app import get_auth_manager
-
-    dag_ids = {f"{DAG_PREFIX}{provider}" for provider in candidates}
-    allowed = get_auth_manager().filter_authorized_dag_ids(dag_ids=dag_ids, user=user)
-    return {dag_id.removeprefix(DAG_PREFIX) for dag_id in allowed}
 
 
 def _provider_dags() -> set[str]:
@@ -139,20 +108,7 @@ def create_app() -> FastAPI:
         openapi_url=None,
     )
 
-    @app.exception_handler(HTTPException)
-    async def _login_redirect(request: Request, exc: HTTPException) -> Response:
-        # A browser opening the page without a session goes to Airflow's login and back.
-        wants_html = "text/html" in request.headers.get("accept", "")
-        if (
-            exc.status_code == status.HTTP_401_UNAUTHORIZED
-            and wants_html
-            and request.method == "GET"
-        ):
-            from airflow.api_fastapi.app import get_auth_manager
-
-            login = get_auth_manager().get_url_login(next_url=str(request.url))
-            return RedirectResponse(login, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    app.add_exception_handler(HTTPException, login_redirect)
 
     @app.get("/", response_class=HTMLResponse)
     def page(
@@ -161,7 +117,7 @@ def create_app() -> FastAPI:
         days: Annotated[int, Query(ge=1, le=90)] = overview.DEFAULT_DAYS,
     ) -> HTMLResponse:
         root = data_root()
-        providers = _readable_providers(user, set(overview.list_providers(root)) | _provider_dags())
+        providers = readable_providers(user, set(overview.list_providers(root)) | _provider_dags())
         default_end = _default_end_day(root, providers)
         end_day = end or default_end
         broken = _config_error_providers()
@@ -182,7 +138,7 @@ def create_app() -> FastAPI:
             later=f"?end={later.isoformat()}&days={days}" if later else None,
             digest=_latest_digest_href(root),
         )
-        headers = {**_SECURITY_HEADERS, "Content-Security-Policy": overview.CONTENT_SECURITY_POLICY}
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": overview.CONTENT_SECURITY_POLICY}
         return HTMLResponse(body, headers=headers)
 
     @app.get(f"/{PROOF_ROUTE}/{{rel_path:path}}")
@@ -194,11 +150,11 @@ def create_app() -> FastAPI:
             log.warning("Overview: refused %s", exc)
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found") from None
         provider = rel_path.split("/", 1)[0]
-        if not _readable_providers(user, {provider}):
+        if not readable_providers(user, {provider}):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
         if not path.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found")
-        headers = dict(_SECURITY_HEADERS)
+        headers = dict(SECURITY_HEADERS)
         if path.suffix == ".html":
             headers["Content-Security-Policy"] = _PROOF_CSP
         return FileResponse(path, media_type=overview.SERVED_SUFFIXES[path.suffix], headers=headers)
@@ -213,11 +169,11 @@ def create_app() -> FastAPI:
             log.warning("Overview: refused %s", exc)
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found") from None
         every = set(overview.list_providers(root)) | _provider_dags()
-        if _readable_providers(user, every) != every:
+        if readable_providers(user, every) != every:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
         if not path.is_file():
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found")
-        headers = {**_SECURITY_HEADERS, "Content-Security-Policy": _PROOF_CSP}
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": _PROOF_CSP}
         return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
 
     return app

@@ -5,8 +5,7 @@ Plugin apps are mounted without authentication (contract §7): each route depend
 ``Authorization: Bearer`` header, validated by the configured auth manager) and asks
 :func:`may_read_provider` (the auth manager's ``is_authorized_dag`` for ``ingest_<provider>``,
 method ``GET``). A browser without a session is sent to Airflow's login and back
-(:func:`login_redirect`). Used by the worklist plugin (#13); the overview plugin has the same
-rules inline.
+(:func:`login_redirect`). Used by the overview and worklist plugins.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from include.cc_intake.constants import dag_id_of
+from include.cc_intake.constants import DAG_PREFIX, dag_id_of
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -49,6 +48,15 @@ def may_read_provider(user: BaseUser, provider: str) -> bool:
     return get_auth_manager().is_authorized_dag(
         method="GET", details=DagDetails(id=dag_id_of(provider)), user=user
     )
+
+
+def readable_providers(user: BaseUser, candidates: set[str]) -> set[str]:
+    """The providers among ``candidates`` whose DAG ``user`` may read (one auth manager call)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    dag_ids = {dag_id_of(provider) for provider in candidates}
+    allowed = get_auth_manager().filter_authorized_dag_ids(dag_ids=dag_ids, user=user)
+    return {dag_id.removeprefix(DAG_PREFIX) for dag_id in allowed}
 
 
 def require_provider(user: BaseUser, provider: str) -> None:
