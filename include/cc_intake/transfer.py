@@ -114,10 +114,98 @@ def _kind(mode: int | None) -> EntryKind:
     return "other"
 
 
+# READDIR requests a folder read keeps in flight: first this many, growing with each answer
+# that brings names (OpenSSH sends at most 100 names per answer) up to READDIR_MAX_AHEAD.
+READDIR_AHEAD = 8
+READDIR_MAX_AHEAD = 64
+# Requests sent and not waited for (a folder handle's close): referenced until answered.
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def _in_background(request: Awaitable[Any]) -> None:
+    """Send a request whose answer nobody waits for; a failure is only logged (debug)."""
+
+    def done(task: asyncio.Future[Any]) -> None:
+        _BACKGROUND.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a request nobody waits for failed: %s", task.exception())
+
+    task = asyncio.ensure_future(request)
+    _BACKGROUND.add(task)
+    task.add_done_callback(done)
+
+
+def dir_requests(sftp: asyncssh.SFTPClient) -> Any | None:
+    """asyncssh's per-session request layer, when it offers opendir/readdir/close.
+
+    ``SFTPClient._handler`` is private: its ``opendir(path) -> handle``, ``readdir(handle) ->
+    (names, at_end)`` (``SFTPEOFError`` at the end) and ``close(handle)`` are those of asyncssh
+    2.24.1, pinned in constraints.txt; ``tests/integration/test_transfer_listing.py`` fails if
+    they change. Without them the listing falls back to the public ``readdir`` (one request
+    per round trip).
+    """
+    handler = getattr(sftp, "_handler", None)
+    if all(callable(getattr(handler, name, None)) for name in ("opendir", "readdir", "close")):
+        return handler
+    return None
+
+
+async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPName]:
+    """Every name of a remote folder, its directory reads pipelined on one handle.
+
+    ``SFTPClient.readdir`` waits for each READDIR answer before it sends the next one: a
+    round trip per 100 names from OpenSSH, then one for the end and one for the close. Here
+    ``READDIR_AHEAD`` requests go out at once, and one more (two while under
+    ``READDIR_MAX_AHEAD``) for each answer that brings names. The server answers requests on
+    a handle in order (SFTP servers handle a handle's reads one after another: OpenSSH and
+    asyncssh's do), so the first end-of-directory answer means the rest will be too; every
+    request sent is still waited for, and its names kept. The folder's close is not waited
+    for. Raises ``SFTPNoSuchFile`` as ``readdir`` does.
+    """
+    import asyncssh
+
+    handler = dir_requests(sftp)
+    if handler is None:
+        return list(await sftp.readdir(path))
+    handle = await handler.opendir(sftp.compose_path(path))
+    names: list[asyncssh.SFTPName] = []
+    pending: deque[asyncio.Future[Any]] = deque()
+    ended = False
+
+    def ask(count: int) -> None:
+        for _ in range(count):
+            pending.append(asyncio.ensure_future(handler.readdir(handle)))
+
+    try:
+        ask(READDIR_AHEAD)
+        while pending:
+            try:
+                batch, at_end = await pending.popleft()
+            except asyncssh.SFTPEOFError:
+                ended = True
+                continue
+            names.extend(batch)
+            ended = ended or at_end or not batch
+            if not ended:
+                ask(2 if len(pending) < READDIR_MAX_AHEAD - 1 else 1)
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        _in_background(handler.close(handle))
+    for name in names:
+        raw = name.filename
+        if isinstance(raw, bytes):
+            name.filename = sftp.decode(raw)
+    return names
+
+
 async def list_folder(
     sftp: asyncssh.SFTPClient, folder: str, direction: str, *, recursive: bool = False
 ) -> list[RemoteEntry] | None:
-    """One directory read per folder (attributes come with the names; symlinks not followed).
+    """One pipelined directory read per folder (``read_dir``: attributes come with the names;
+    symlinks not followed).
 
     Returns None when the folder does not exist.
     """
@@ -128,7 +216,7 @@ async def list_folder(
     while pending:
         path, prefix = pending.pop()
         try:
-            names = await sftp.readdir(path)
+            names = await read_dir(sftp, path)
         except asyncssh.SFTPNoSuchFile:
             if not prefix:
                 return None
