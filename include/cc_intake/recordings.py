@@ -105,6 +105,7 @@ class SftpSource:
         self.sftp = sftp
         self.endpoint = endpoint
         self.open_session = open_session
+        self._closing: list[asyncio.Future[None]] = []
 
     async def list_folder(
         self, folder: str, direction: str, *, recursive: bool = False
@@ -138,13 +139,14 @@ class SftpSource:
         connections: int = 1,
     ) -> list[CopyOutcome]:
         opener = self.open_session
-        async with contextlib.AsyncExitStack() as stack:
+        stack = contextlib.AsyncExitStack()
+        try:
             more = (
                 [stack.enter_async_context(opener()) for _ in range(connections - 1)]
                 if opener is not None
                 else []
             )
-            return await copy_all(
+            outcomes = await copy_all(
                 self.sftp,
                 jobs,
                 token=token,
@@ -154,6 +156,20 @@ class SftpSource:
                 on_progress=on_progress,
                 more_sessions=more,
             )
+        except BaseException:
+            await stack.aclose()
+            raise
+        # The further sessions' goodbyes cost a round trip: they need not hold up the
+        # manifest. They close in the background; ``aclose`` waits for them.
+        self._closing.append(asyncio.ensure_future(stack.aclose()))
+        return outcomes
+
+    async def aclose(self) -> None:
+        """Wait until the further sessions of the copies are closed (the first one is the
+        caller's)."""
+        closing, self._closing = self._closing, []
+        if closing:
+            await asyncio.gather(*closing)
 
 
 def as_source(
@@ -597,6 +613,8 @@ async def copy_day(
     write_manifest(
         layout.manifest, rows, group_names=cfg.group_names, token=token, root=layout.root
     )
+    if source is not remote and isinstance(source, SftpSource):
+        await source.aclose()  # our wrapper: its further sessions are closed before we return
     if not failures:
         for direction in cfg.directions:
             remove_stale_tmp(

@@ -672,10 +672,12 @@ class _Closer:
 
     Waiting for each close costs a round trip per file on a long link. A read-only handle's
     close cannot lose data; a failed one is logged, and the session's end closes it anyway.
+    The pending closes are kept referenced beyond the copy (``_BACKGROUND``): ``copy_all``
+    returns without waiting for the last ones.
     """
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = _BACKGROUND
 
     def __call__(self, remote: asyncssh.SFTPClientFile) -> None:
         task = asyncio.ensure_future(remote.close())
@@ -1045,7 +1047,8 @@ async def copy_all(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await closer.wait()
+        # The last handles' closes are not waited for either (a round trip before the
+        # manifest): they are answered while it is written; the session's end closes the rest.
     if todo:
         on_progress(progress.line())
     return outcomes

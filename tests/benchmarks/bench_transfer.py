@@ -672,7 +672,7 @@ def worker_main(spec_path: Path) -> None:
 
     from include.cc_intake.config import parse_provider
     from include.cc_intake.layout import DayLayout
-    from include.cc_intake.recordings import copy_day, list_day
+    from include.cc_intake.recordings import SftpSource, copy_day, list_day
 
     spec = json.loads(spec_path.read_text())
     cfg = parse_provider(spec["provider"], source=spec_path)
@@ -722,16 +722,19 @@ def worker_main(spec_path: Path) -> None:
             else:
                 layout = DayLayout(Path(spec["root"]), cfg.id, DAY)
                 lines: list[str] = []
+                # As the task's open_remote hands it over: the session, further ones to the
+                # same server, closed after the copy step (their goodbyes are not part of it).
+                source = SftpSource(sftp, open_session=open_session)
                 summary = await copy_day(
-                    sftp,
+                    source,
                     cfg,
                     DAY,
                     layout=layout,
                     token=TOKEN,
                     on_progress=lines.append,
-                    open_session=open_session,
                 )
                 manifest_at = time.perf_counter()  # the copy step ends here (contract §8.1)
+                await source.aclose()
                 result = summary.as_dict()
                 result["progress"] = lines[-1] if lines else ""
         usage1 = resource.getrusage(resource.RUSAGE_SELF)

@@ -12,6 +12,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from include.cc_intake.config import ProviderConfig
@@ -444,3 +445,41 @@ def test_item4_nfc_and_nfd_spellings_land_once(sftp_server: ServerHandle, tmp_pa
     assert rows[bidi].reason == "unsafe_name"
     day_dir = root / "recordings/acme_abidjan/2026-11-25/ENTRANTS"
     assert len([p for p in day_dir.iterdir() if p.is_file()]) == 1
+
+
+def test_a_raw_client_with_open_session_closes_its_further_sessions(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    """``copy_day(sftp, open_session=...)`` wraps the client itself, so it also closes the
+    further sessions it opened (in the background during the manifest), before it returns."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    files = seed_day(sftp_server)
+    cfg = make_provider(sftp_server, connections=2)
+    states: list[str] = []
+
+    async def go():
+        async with sftp_server.sftp() as sftp, sftp_server.sftp() as two:
+
+            @contextlib.asynccontextmanager
+            async def further() -> AsyncIterator[asyncssh.SFTPClient]:
+                states.append("open")  # already connected: it is open before the copy ends
+                yield two
+                await asyncio.sleep(0.01)  # a goodbye that takes a while
+                states.append("closed")
+
+            summary = await copy_day(
+                sftp,
+                cfg,
+                DAY,
+                layout=DayLayout(tmp_path, cfg.id, DAY),
+                token="run-1",
+                open_session=further,
+            )
+            assert states == ["open", "closed"]  # before the first session's own close
+            return summary
+
+    summary = asyncio.run(go())
+    assert not summary.failures
+    assert sum(d["copied"] for d in summary.directions.values()) == len(files)

@@ -9,6 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from include.cc_intake.config import RecordingsConfig
@@ -227,3 +228,58 @@ def test_sizes_at_the_edges_of_a_read_request_land_whole(sftp_server: ServerHand
     for outcome in run(sftp_server, jobs, max_parallel=2):
         assert outcome.ok, outcome.error
         assert outcome.job.final.read_bytes() == contents[outcome.job.entry.rel_name]
+
+
+def test_further_sessions_close_after_the_copy_returns(sftp_server: ServerHandle) -> None:
+    """Their goodbyes (a round trip) are not waited for by ``copy``: ``aclose`` waits for them.
+
+    The further session's exit blocks on an event the test sets only after ``copy`` returned:
+    had ``copy`` waited for it, the test would hang (and fail on its timeout).
+    """
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from include.cc_intake.recordings import SftpSource
+    from include.cc_intake.transfer import _BACKGROUND
+
+    jobs, contents = seed(sftp_server, 60, 2_000)
+    states: list[str] = []
+
+    async def go() -> list[CopyOutcome]:
+        release = asyncio.Event()
+
+        async with sftp_server.sftp() as sftp, sftp_server.sftp() as two:
+
+            @contextlib.asynccontextmanager
+            async def further() -> AsyncIterator[asyncssh.SFTPClient]:
+                # Already connected: it joins at once, so it takes files whatever the speed.
+                states.append("open")
+                yield two
+                await release.wait()
+                states.append("closed")
+
+            source = SftpSource(sftp, open_session=further)
+            outcomes = await asyncio.wait_for(
+                source.copy(
+                    jobs,
+                    token="pipe",
+                    root=sftp_server.files.parent,
+                    max_parallel=2,
+                    bytes_per_s=None,
+                    on_progress=lambda _: None,
+                    connections=2,
+                ),
+                timeout=60,
+            )
+            assert "closed" not in states  # copy returned before the further session's close
+            release.set()
+            await source.aclose()
+            assert states[-1] == "closed"
+            # The last handles' closes were sent, not waited for: they are answered anyway.
+            await asyncio.gather(*_BACKGROUND)
+            assert not _BACKGROUND
+            return outcomes
+
+    outcomes = asyncio.run(go())
+    assert states == ["open", "closed"]
+    assert sorted(o.job.entry.rel_name for o in outcomes if o.ok) == sorted(contents)
