@@ -102,6 +102,42 @@ def preferred_ciphers(*, has_aes: bool | None = None) -> list[str]:
     return [*fast, *OTHER_CIPHERS]
 
 
+# Auth methods a connection tries before the server has named its own (quick_auth_client):
+# those that our credentials (key, password) serve, in asyncssh's preferred order.
+FIRST_AUTH_METHODS = (b"publickey", b"keyboard-interactive", b"password")
+
+
+@functools.cache
+def quick_auth_client() -> type[asyncssh.SSHClient]:
+    """An ``asyncssh.SSHClient`` (``client_factory``) that skips the opening "none" request.
+
+    asyncssh opens authentication with a "none" request to learn the server's methods: a
+    round trip before the first real attempt (100 ms on a link to another country). This
+    client's connection starts with ``FIRST_AUTH_METHODS`` instead (those the connection has
+    credentials for are tried, in its preferred order, as asyncssh does after a "none"); a
+    method the server refuses gets its list of methods back, and asyncssh goes on with it
+    as usual. It sets ``SSHClientConnection._auth_methods`` (private; read with
+    ``_preferred_auth``) of asyncssh 2.24.1, pinned in constraints.txt, from the documented
+    ``connection_made`` callback; ``tests/integration/test_open_sftp.py`` fails if asyncssh
+    changes them. Otherwise the connection asks "none" first, as before.
+    """
+    import asyncssh
+
+    class QuickAuthClient(asyncssh.SSHClient):
+        skipped_none = False
+
+        def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+            if getattr(conn, "_auth_methods", None) != [b"none"]:
+                return
+            preferred = getattr(conn, "_preferred_auth", None) or []
+            first = [method for method in preferred if method in FIRST_AUTH_METHODS]
+            if first:
+                conn._auth_methods = first
+                self.skipped_none = True
+
+    return QuickAuthClient
+
+
 def _kind(mode: int | None) -> EntryKind:
     if mode is None:
         return "other"

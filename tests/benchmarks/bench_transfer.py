@@ -676,10 +676,13 @@ def worker_main(spec_path: Path) -> None:
 
     spec = json.loads(spec_path.read_text())
     cfg = parse_provider(spec["provider"], source=spec_path)
-    from include.cc_intake.transfer import preferred_ciphers
+    from include.cc_intake.transfer import preferred_ciphers, quick_auth_client
 
-    # The ciphers the DAG's hook offers (airflow/sftp.py), unless a row forces one.
-    options: dict[str, Any] = {"encryption_algs": preferred_ciphers()}
+    # The ciphers and auth the DAG's hook uses (airflow/sftp.py), unless a row forces a cipher.
+    options: dict[str, Any] = {
+        "encryption_algs": preferred_ciphers(),
+        "client_factory": quick_auth_client(),
+    }
     if spec.get("encryption"):
         options["encryption_algs"] = [spec["encryption"]]
 
