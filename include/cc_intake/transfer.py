@@ -29,7 +29,7 @@ import random
 import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,7 +186,12 @@ def dir_requests(sftp: asyncssh.SFTPClient) -> Any | None:
     return None
 
 
-async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPName]:
+async def read_dir(
+    sftp: asyncssh.SFTPClient,
+    path: str,
+    *,
+    on_names: Callable[[list[asyncssh.SFTPName]], None] | None = None,
+) -> list[asyncssh.SFTPName]:
     """Every name of a remote folder, its directory reads pipelined on one handle.
 
     ``SFTPClient.readdir`` waits for each READDIR answer before it sends the next one: a
@@ -196,15 +201,19 @@ async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPNa
     a handle in order (SFTP servers handle a handle's reads one after another: OpenSSH and
     asyncssh's do), so the first end-of-directory answer means the rest will be too; every
     request sent is still waited for, and its names kept. The folder's close is not waited
-    for. Raises ``SFTPNoSuchFile`` as ``readdir`` does.
+    for. ``on_names`` sees each answer's names as it arrives (names decoded; the listing is
+    not complete yet). Raises ``SFTPNoSuchFile`` as ``readdir`` does.
     """
     import asyncssh
 
     handler = dir_requests(sftp)
-    if handler is None:
-        return list(await sftp.readdir(path))
-    handle = await handler.opendir(sftp.compose_path(path))
     names: list[asyncssh.SFTPName] = []
+    if handler is None:
+        names.extend(await sftp.readdir(path))
+        if on_names is not None:
+            on_names(names)
+        return names
+    handle = await handler.opendir(sftp.compose_path(path))
     pending: deque[asyncio.Future[Any]] = deque()
     ended = False
 
@@ -220,7 +229,12 @@ async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPNa
             except asyncssh.SFTPEOFError:
                 ended = True
                 continue
+            for name in batch:
+                if isinstance(name.filename, bytes):
+                    name.filename = sftp.decode(name.filename)
             names.extend(batch)
+            if on_names is not None and batch:
+                on_names(batch)
             ended = ended or at_end or not batch
             if not ended:
                 ask(2 if len(pending) < READDIR_MAX_AHEAD - 1 else 1)
@@ -230,33 +244,30 @@ async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPNa
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         _in_background(handler.close(handle))
-    for name in names:
-        raw = name.filename
-        if isinstance(raw, bytes):
-            name.filename = sftp.decode(raw)
     return names
 
 
 async def list_folder(
-    sftp: asyncssh.SFTPClient, folder: str, direction: str, *, recursive: bool = False
+    sftp: asyncssh.SFTPClient,
+    folder: str,
+    direction: str,
+    *,
+    recursive: bool = False,
+    on_entries: Callable[[list[RemoteEntry]], None] | None = None,
 ) -> list[RemoteEntry] | None:
     """One pipelined directory read per folder (``read_dir``: attributes come with the names;
     symlinks not followed).
 
-    Returns None when the folder does not exist.
+    Returns None when the folder does not exist. ``on_entries`` sees the files of each
+    directory answer as it arrives, before the listing is complete (``OpensAhead``).
     """
     import asyncssh
 
     entries: list[RemoteEntry] = []
     pending: list[tuple[str, str]] = [(folder.rstrip("/") or "/", "")]
-    while pending:
-        path, prefix = pending.pop()
-        try:
-            names = await read_dir(sftp, path)
-        except asyncssh.SFTPNoSuchFile:
-            if not prefix:
-                return None
-            continue
+
+    def convert(path: str, prefix: str, names: list[asyncssh.SFTPName]) -> list[RemoteEntry]:
+        found = []
         for name in names:
             raw = name.filename
             filename = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
@@ -268,7 +279,7 @@ async def list_folder(
             if kind == "dir" and recursive:
                 pending.append((remote, f"{rel}/"))
                 continue
-            entries.append(
+            found.append(
                 RemoteEntry(
                     direction=direction,
                     rel_name=rel,
@@ -278,6 +289,30 @@ async def list_folder(
                     kind=kind,
                 )
             )
+        return found
+
+    while pending:
+        path, prefix = pending.pop()
+        seen: list[RemoteEntry] = []
+
+        def take(
+            names: list[asyncssh.SFTPName],
+            path: str = path,
+            prefix: str = prefix,
+            seen: list[RemoteEntry] = seen,
+        ) -> None:
+            found = convert(path, prefix, names)
+            seen.extend(found)
+            if on_entries is not None:
+                on_entries([e for e in found if e.kind == "file"])
+
+        try:
+            await read_dir(sftp, path, on_names=take)
+        except asyncssh.SFTPNoSuchFile:
+            if not prefix:
+                return None
+            continue
+        entries.extend(seen)
     return entries
 
 
@@ -730,6 +765,65 @@ class _Closer:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+def _drop_opening(opening: asyncio.Future[asyncssh.SFTPClientFile], closer: _Closer) -> None:
+    """An open sent for a file nobody will read: cancelled, or its handle closed."""
+    if not opening.done():
+        opening.cancel()
+    elif not opening.cancelled() and opening.exception() is None:
+        closer(opening.result())
+
+
+class OpensAhead:
+    """Opens sent while the day is still being listed, for ``copy_all`` to take (#15, WAN).
+
+    The listing's last answers (the end of each folder) and the classification take a round
+    trip or more after the first names arrive: files that ``wanted`` says will be copied
+    (accepted, not already landed) get their open request then, at most ``limit`` of them, so
+    their reads can start as soon as the copy does. A file the complete listing does not
+    copy after all (a duplicate name, say) has its handle closed unread; an open that fails
+    fails that file's copy, as any open does.
+    """
+
+    def __init__(
+        self,
+        sftp: asyncssh.SFTPClient,
+        wanted: Callable[[RemoteEntry], bool],
+        *,
+        limit: int = MAX_FILES_AT_ONCE,
+    ) -> None:
+        self.sftp = sftp
+        self.wanted = wanted
+        self.limit = limit
+        self.opened: dict[str, asyncio.Future[asyncssh.SFTPClientFile]] = {}
+
+    def offer(self, entries: list[RemoteEntry]) -> None:
+        for entry in entries:
+            if len(self.opened) >= self.limit:
+                return
+            if entry.remote_path in self.opened:
+                continue
+            try:
+                wanted = self.wanted(entry)
+            except Exception:  # the complete listing decides; never fail the listing here
+                wanted = False
+            if wanted:
+                self.opened[entry.remote_path] = asyncio.ensure_future(
+                    _open_remote(self.sftp, entry)
+                )
+
+    def take(self) -> dict[str, asyncio.Future[asyncssh.SFTPClientFile]]:
+        opened, self.opened = self.opened, {}
+        return opened
+
+    def drop(self) -> None:
+        """Close what was opened and not taken (the copy did not run)."""
+        closer = _Closer()
+        for opening in self.take().values():
+            _drop_opening(opening, closer)
+            if opening.done() and not opening.cancelled():
+                opening.exception()  # retrieved: a failed open nobody reads is no error
+
+
 async def _fetch(
     sftp: asyncssh.SFTPClient,
     job: CopyJob,
@@ -957,6 +1051,7 @@ async def copy_all(
     progress_every: float = PROGRESS_EVERY,
     rng: random.Random | None = None,
     more_sessions: Iterable[Awaitable[asyncssh.SFTPClient]] = (),
+    opened: Mapping[str, asyncio.Future[asyncssh.SFTPClientFile]] | None = None,
 ) -> list[CopyOutcome]:
     """Copy every job over one session, ``max_parallel`` files at a time or more for small
     files (``_files_at_once``), opening the next files while these are read; never raises per
@@ -968,9 +1063,14 @@ async def copy_all(
 
     A failed file is returned with its error so the caller can record what did land and
     name what did not; its temporary file stays for the retry to resume. ``rng`` draws the
-    ranges a resume samples (see ``_fetch``); leave it unset outside tests.
+    ranges a resume samples (see ``_fetch``); leave it unset outside tests. ``opened``: opens
+    already sent on ``sftp`` by remote path (``OpensAhead``); those files go first, and the
+    ones no job reads are closed.
     """
     todo = list(jobs)
+    ahead_of_time = dict(opened or {})
+    if ahead_of_time:
+        todo.sort(key=lambda j: j.entry.remote_path not in ahead_of_time)  # stable
     progress = Progress(files_total=len(todo), bytes_total=sum(j.entry.size for j in todo))
     limiter = RateLimiter(bytes_per_s)
     outcomes: list[CopyOutcome] = []
@@ -994,9 +1094,10 @@ async def copy_all(
         def refill(self) -> None:
             while waiting and len(self.ahead) < workers:
                 job = waiting.popleft()
-                self.ahead.append(
-                    (job, asyncio.ensure_future(_open_remote(self.client, job.entry)))
-                )
+                early = ahead_of_time.pop(job.entry.remote_path, None)
+                if early is None or self.client is not sftp:
+                    early = asyncio.ensure_future(_open_remote(self.client, job.entry))
+                self.ahead.append((job, early))
 
         async def worker(self) -> None:
             while True:
@@ -1033,10 +1134,7 @@ async def copy_all(
             """Opens sent for files no worker will read (cancelled): close what did open."""
             while self.ahead:
                 _, opening = self.ahead.popleft()
-                if not opening.done():
-                    opening.cancel()
-                elif not opening.cancelled() and opening.exception() is None:
-                    closer(opening.result())
+                _drop_opening(opening, closer)
 
     sessions = [_Session(sftp)]
 
@@ -1079,6 +1177,8 @@ async def copy_all(
         await asyncio.gather(*opens, *joining, return_exceptions=True)
         for session in sessions:
             session.drop_ahead()
+        for unused in ahead_of_time.values():  # opened during the listing, not a job after all
+            _drop_opening(unused, closer)
         for task in (ticker, landing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
