@@ -150,8 +150,9 @@ def _kind(mode: int | None) -> EntryKind:
     return "other"
 
 
-# READDIR requests a folder read keeps in flight: first this many, growing with each answer
-# that brings names (OpenSSH sends at most 100 names per answer) up to READDIR_MAX_AHEAD.
+# READDIR requests a folder read sends at once: first this many (OpenSSH sends at most 100
+# names per answer), then twice as many each time all of them brought names, at most
+# READDIR_MAX_AHEAD.
 READDIR_AHEAD = 8
 READDIR_MAX_AHEAD = 64
 # Requests sent and not waited for (a folder handle's close): referenced until answered.
@@ -196,13 +197,15 @@ async def read_dir(
 
     ``SFTPClient.readdir`` waits for each READDIR answer before it sends the next one: a
     round trip per 100 names from OpenSSH, then one for the end and one for the close. Here
-    ``READDIR_AHEAD`` requests go out at once, and one more (two while under
-    ``READDIR_MAX_AHEAD``) for each answer that brings names. The server answers requests on
-    a handle in order (SFTP servers handle a handle's reads one after another: OpenSSH and
-    asyncssh's do), so the first end-of-directory answer means the rest will be too; every
-    request sent is still waited for, and its names kept. The folder's close is not waited
-    for. ``on_names`` sees each answer's names as it arrives (names decoded; the listing is
-    not complete yet). Raises ``SFTPNoSuchFile`` as ``readdir`` does.
+    ``READDIR_AHEAD`` requests go out at once, and a batch twice as large (at most
+    ``READDIR_MAX_AHEAD``) only once every request sent has brought names: a request sent
+    while earlier ones are unanswered could only add a round trip at the end of the folder.
+    The server answers requests on a handle in order (SFTP servers handle a handle's reads one
+    after another: OpenSSH and asyncssh's do), so the first end-of-directory answer means the
+    rest will be too; every request sent is still waited for, and its names kept. The
+    folder's close is not waited for. ``on_names`` sees each answer's names as it arrives
+    (names decoded; the listing is not complete yet). Raises ``SFTPNoSuchFile`` as
+    ``readdir`` does.
     """
     import asyncssh
 
@@ -221,8 +224,9 @@ async def read_dir(
         for _ in range(count):
             pending.append(asyncio.ensure_future(handler.readdir(handle)))
 
+    batch_size = READDIR_AHEAD
     try:
-        ask(READDIR_AHEAD)
+        ask(batch_size)
         while pending:
             try:
                 batch, at_end = await pending.popleft()
@@ -236,8 +240,9 @@ async def read_dir(
             if on_names is not None and batch:
                 on_names(batch)
             ended = ended or at_end or not batch
-            if not ended:
-                ask(2 if len(pending) < READDIR_MAX_AHEAD - 1 else 1)
+            if not ended and not pending:  # all answered with names: the folder goes on
+                batch_size = min(2 * batch_size, READDIR_MAX_AHEAD)
+                ask(batch_size)
     finally:
         for task in pending:
             task.cancel()
