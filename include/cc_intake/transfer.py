@@ -1099,8 +1099,12 @@ async def copy_all(
         def refill(self) -> None:
             while waiting and len(self.ahead) < workers:
                 job = waiting.popleft()
-                early = ahead_of_time.pop(job.entry.remote_path, None)
-                if early is None or self.client is not sftp:
+                # An open sent during the listing is the first session's; another session
+                # opens the file itself (the early one is closed at the end, unused).
+                early = (
+                    ahead_of_time.pop(job.entry.remote_path, None) if self.client is sftp else None
+                )
+                if early is None:
                     early = asyncio.ensure_future(_open_remote(self.client, job.entry))
                 self.ahead.append((job, early))
 
