@@ -29,7 +29,7 @@ import random
 import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +102,42 @@ def preferred_ciphers(*, has_aes: bool | None = None) -> list[str]:
     return [*fast, *OTHER_CIPHERS]
 
 
+# Auth methods a connection tries before the server has named its own (quick_auth_client):
+# those that our credentials (key, password) serve, in asyncssh's preferred order.
+FIRST_AUTH_METHODS = (b"publickey", b"keyboard-interactive", b"password")
+
+
+@functools.cache
+def quick_auth_client() -> type[asyncssh.SSHClient]:
+    """An ``asyncssh.SSHClient`` (``client_factory``) that skips the opening "none" request.
+
+    asyncssh opens authentication with a "none" request to learn the server's methods: a
+    round trip before the first real attempt (100 ms on a link to another country). This
+    client's connection starts with ``FIRST_AUTH_METHODS`` instead (those the connection has
+    credentials for are tried, in its preferred order, as asyncssh does after a "none"); a
+    method the server refuses gets its list of methods back, and asyncssh goes on with it
+    as usual. It sets ``SSHClientConnection._auth_methods`` (private; read with
+    ``_preferred_auth``) of asyncssh 2.24.1, pinned in constraints.txt, from the documented
+    ``connection_made`` callback; ``tests/integration/test_open_sftp.py`` fails if asyncssh
+    changes them. Otherwise the connection asks "none" first, as before.
+    """
+    import asyncssh
+
+    class QuickAuthClient(asyncssh.SSHClient):
+        skipped_none = False
+
+        def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+            if getattr(conn, "_auth_methods", None) != [b"none"]:
+                return
+            preferred = getattr(conn, "_preferred_auth", None) or []
+            first = [method for method in preferred if method in FIRST_AUTH_METHODS]
+            if first:
+                conn._auth_methods = first
+                self.skipped_none = True
+
+    return QuickAuthClient
+
+
 def _kind(mode: int | None) -> EntryKind:
     if mode is None:
         return "other"
@@ -114,25 +150,129 @@ def _kind(mode: int | None) -> EntryKind:
     return "other"
 
 
-async def list_folder(
-    sftp: asyncssh.SFTPClient, folder: str, direction: str, *, recursive: bool = False
-) -> list[RemoteEntry] | None:
-    """One directory read per folder (attributes come with the names; symlinks not followed).
+# READDIR requests a folder read sends at once: first this many (OpenSSH sends at most 100
+# names per answer), then twice as many each time all of them brought names, at most
+# READDIR_MAX_AHEAD.
+READDIR_AHEAD = 8
+READDIR_MAX_AHEAD = 64
+# Requests sent and not waited for (a folder handle's close): referenced until answered.
+_BACKGROUND: set[asyncio.Future[Any]] = set()
 
-    Returns None when the folder does not exist.
+
+def _in_background(request: Awaitable[Any]) -> None:
+    """Send a request whose answer nobody waits for; a failure is only logged (debug)."""
+
+    def done(task: asyncio.Future[Any]) -> None:
+        _BACKGROUND.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a request nobody waits for failed: %s", task.exception())
+
+    task = asyncio.ensure_future(request)
+    _BACKGROUND.add(task)
+    task.add_done_callback(done)
+
+
+def dir_requests(sftp: asyncssh.SFTPClient) -> Any | None:
+    """asyncssh's per-session request layer, when it offers opendir/readdir/close.
+
+    ``SFTPClient._handler`` is private: its ``opendir(path) -> handle``, ``readdir(handle) ->
+    (names, at_end)`` (``SFTPEOFError`` at the end) and ``close(handle)`` are those of asyncssh
+    2.24.1, pinned in constraints.txt; ``tests/integration/test_transfer_listing.py`` fails if
+    they change. Without them the listing falls back to the public ``readdir`` (one request
+    per round trip).
+    """
+    handler = getattr(sftp, "_handler", None)
+    if all(callable(getattr(handler, name, None)) for name in ("opendir", "readdir", "close")):
+        return handler
+    return None
+
+
+async def read_dir(
+    sftp: asyncssh.SFTPClient,
+    path: str,
+    *,
+    on_names: Callable[[list[asyncssh.SFTPName]], None] | None = None,
+) -> list[asyncssh.SFTPName]:
+    """Every name of a remote folder, its directory reads pipelined on one handle.
+
+    ``SFTPClient.readdir`` waits for each READDIR answer before it sends the next one: a
+    round trip per 100 names from OpenSSH, then one for the end and one for the close. Here
+    ``READDIR_AHEAD`` requests go out at once, and a batch twice as large (at most
+    ``READDIR_MAX_AHEAD``) only once every request sent has brought names: a request sent
+    while earlier ones are unanswered could only add a round trip at the end of the folder.
+    The server answers requests on a handle in order (SFTP servers handle a handle's reads one
+    after another: OpenSSH and asyncssh's do), so the first end-of-directory answer means the
+    rest will be too; every request sent is still waited for, and its names kept. The
+    folder's close is not waited for. ``on_names`` sees each answer's names as it arrives
+    (names decoded; the listing is not complete yet). Raises ``SFTPNoSuchFile`` as
+    ``readdir`` does.
+    """
+    import asyncssh
+
+    handler = dir_requests(sftp)
+    names: list[asyncssh.SFTPName] = []
+    if handler is None:
+        names.extend(await sftp.readdir(path))
+        if on_names is not None:
+            on_names(names)
+        return names
+    handle = await handler.opendir(sftp.compose_path(path))
+    pending: deque[asyncio.Future[Any]] = deque()
+    ended = False
+
+    def ask(count: int) -> None:
+        for _ in range(count):
+            pending.append(asyncio.ensure_future(handler.readdir(handle)))
+
+    batch_size = READDIR_AHEAD
+    try:
+        ask(batch_size)
+        while pending:
+            try:
+                batch, at_end = await pending.popleft()
+            except asyncssh.SFTPEOFError:
+                ended = True
+                continue
+            for name in batch:
+                if isinstance(name.filename, bytes):
+                    name.filename = sftp.decode(name.filename)
+            names.extend(batch)
+            if on_names is not None and batch:
+                on_names(batch)
+            ended = ended or at_end or not batch
+            if not ended and not pending:  # all answered with names: the folder goes on
+                batch_size = min(2 * batch_size, READDIR_MAX_AHEAD)
+                ask(batch_size)
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        _in_background(handler.close(handle))
+    return names
+
+
+async def list_folder(
+    sftp: asyncssh.SFTPClient,
+    folder: str,
+    direction: str,
+    *,
+    recursive: bool = False,
+    on_entries: Callable[[list[RemoteEntry]], None] | None = None,
+) -> list[RemoteEntry] | None:
+    """One pipelined directory read per folder (``read_dir``: attributes come with the names;
+    symlinks not followed).
+
+    Returns None when the folder does not exist. ``on_entries`` sees the files of each
+    directory answer as it arrives, before the listing is complete (``OpensAhead``).
     """
     import asyncssh
 
     entries: list[RemoteEntry] = []
     pending: list[tuple[str, str]] = [(folder.rstrip("/") or "/", "")]
-    while pending:
-        path, prefix = pending.pop()
-        try:
-            names = await sftp.readdir(path)
-        except asyncssh.SFTPNoSuchFile:
-            if not prefix:
-                return None
-            continue
+
+    def convert(path: str, prefix: str, names: list[asyncssh.SFTPName]) -> list[RemoteEntry]:
+        found = []
         for name in names:
             raw = name.filename
             filename = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
@@ -144,7 +284,7 @@ async def list_folder(
             if kind == "dir" and recursive:
                 pending.append((remote, f"{rel}/"))
                 continue
-            entries.append(
+            found.append(
                 RemoteEntry(
                     direction=direction,
                     rel_name=rel,
@@ -154,6 +294,30 @@ async def list_folder(
                     kind=kind,
                 )
             )
+        return found
+
+    while pending:
+        path, prefix = pending.pop()
+        seen: list[RemoteEntry] = []
+
+        def take(
+            names: list[asyncssh.SFTPName],
+            path: str = path,
+            prefix: str = prefix,
+            seen: list[RemoteEntry] = seen,
+        ) -> None:
+            found = convert(path, prefix, names)
+            seen.extend(found)
+            if on_entries is not None:
+                on_entries([e for e in found if e.kind == "file"])
+
+        try:
+            await read_dir(sftp, path, on_names=take)
+        except asyncssh.SFTPNoSuchFile:
+            if not prefix:
+                return None
+            continue
+        entries.extend(seen)
     return entries
 
 
@@ -584,10 +748,12 @@ class _Closer:
 
     Waiting for each close costs a round trip per file on a long link. A read-only handle's
     close cannot lose data; a failed one is logged, and the session's end closes it anyway.
+    The pending closes are kept referenced beyond the copy (``_BACKGROUND``): ``copy_all``
+    returns without waiting for the last ones.
     """
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = _BACKGROUND
 
     def __call__(self, remote: asyncssh.SFTPClientFile) -> None:
         task = asyncio.ensure_future(remote.close())
@@ -602,6 +768,65 @@ class _Closer:
     async def wait(self) -> None:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _drop_opening(opening: asyncio.Future[asyncssh.SFTPClientFile], closer: _Closer) -> None:
+    """An open sent for a file nobody will read: cancelled, or its handle closed."""
+    if not opening.done():
+        opening.cancel()
+    elif not opening.cancelled() and opening.exception() is None:
+        closer(opening.result())
+
+
+class OpensAhead:
+    """Opens sent while the day is still being listed, for ``copy_all`` to take (#15, WAN).
+
+    The listing's last answers (the end of each folder) and the classification take a round
+    trip or more after the first names arrive: files that ``wanted`` says will be copied
+    (accepted, not already landed) get their open request then, at most ``limit`` of them, so
+    their reads can start as soon as the copy does. A file the complete listing does not
+    copy after all (a duplicate name, say) has its handle closed unread; an open that fails
+    fails that file's copy, as any open does.
+    """
+
+    def __init__(
+        self,
+        sftp: asyncssh.SFTPClient,
+        wanted: Callable[[RemoteEntry], bool],
+        *,
+        limit: int = MAX_FILES_AT_ONCE,
+    ) -> None:
+        self.sftp = sftp
+        self.wanted = wanted
+        self.limit = limit
+        self.opened: dict[str, asyncio.Future[asyncssh.SFTPClientFile]] = {}
+
+    def offer(self, entries: list[RemoteEntry]) -> None:
+        for entry in entries:
+            if len(self.opened) >= self.limit:
+                return
+            if entry.remote_path in self.opened:
+                continue
+            try:
+                wanted = self.wanted(entry)
+            except Exception:  # the complete listing decides; never fail the listing here
+                wanted = False
+            if wanted:
+                self.opened[entry.remote_path] = asyncio.ensure_future(
+                    _open_remote(self.sftp, entry)
+                )
+
+    def take(self) -> dict[str, asyncio.Future[asyncssh.SFTPClientFile]]:
+        opened, self.opened = self.opened, {}
+        return opened
+
+    def drop(self) -> None:
+        """Close what was opened and not taken (the copy did not run)."""
+        closer = _Closer()
+        for opening in self.take().values():
+            _drop_opening(opening, closer)
+            if opening.done() and not opening.cancelled():
+                opening.exception()  # retrieved: a failed open nobody reads is no error
 
 
 async def _fetch(
@@ -836,6 +1061,7 @@ async def copy_all(
     progress_every: float = PROGRESS_EVERY,
     rng: random.Random | None = None,
     more_sessions: Iterable[Awaitable[asyncssh.SFTPClient]] = (),
+    opened: Mapping[str, asyncio.Future[asyncssh.SFTPClientFile]] | None = None,
 ) -> list[CopyOutcome]:
     """Copy every job over one session, ``max_parallel`` files at a time or more for small
     files (``_files_at_once``), opening the next files while these are read; never raises per
@@ -847,9 +1073,14 @@ async def copy_all(
 
     A failed file is returned with its error so the caller can record what did land and
     name what did not; its temporary file stays for the retry to resume. ``rng`` draws the
-    ranges a resume samples (see ``_fetch``); leave it unset outside tests.
+    ranges a resume samples (see ``_fetch``); leave it unset outside tests. ``opened``: opens
+    already sent on ``sftp`` by remote path (``OpensAhead``); those files go first, and the
+    ones no job reads are closed.
     """
     todo = list(jobs)
+    ahead_of_time = dict(opened or {})
+    if ahead_of_time:
+        todo.sort(key=lambda j: j.entry.remote_path not in ahead_of_time)  # stable
     progress = Progress(files_total=len(todo), bytes_total=sum(j.entry.size for j in todo))
     limiter = RateLimiter(bytes_per_s)
     outcomes: list[CopyOutcome] = []
@@ -874,9 +1105,14 @@ async def copy_all(
         def refill(self) -> None:
             while waiting and len(self.ahead) < workers:
                 job = waiting.popleft()
-                self.ahead.append(
-                    (job, asyncio.ensure_future(_open_remote(self.client, job.entry)))
+                # An open sent during the listing is the first session's; another session
+                # opens the file itself (the early one is closed at the end, unused).
+                early = (
+                    ahead_of_time.pop(job.entry.remote_path, None) if self.client is sftp else None
                 )
+                if early is None:
+                    early = asyncio.ensure_future(_open_remote(self.client, job.entry))
+                self.ahead.append((job, early))
 
         async def worker(self) -> None:
             while True:
@@ -914,10 +1150,7 @@ async def copy_all(
             """Opens sent for files no worker will read (cancelled): close what did open."""
             while self.ahead:
                 _, opening = self.ahead.popleft()
-                if not opening.done():
-                    opening.cancel()
-                elif not opening.cancelled() and opening.exception() is None:
-                    closer(opening.result())
+                _drop_opening(opening, closer)
 
     sessions = [_Session(sftp)]
 
@@ -960,11 +1193,14 @@ async def copy_all(
         await asyncio.gather(*opens, *joining, return_exceptions=True)
         for session in sessions:
             session.drop_ahead()
+        for unused in ahead_of_time.values():  # opened during the listing, not a job after all
+            _drop_opening(unused, closer)
         for task in (ticker, landing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await closer.wait()
+        # The last handles' closes are not waited for either (a round trip before the
+        # manifest): they are answered while it is written; the session's end closes the rest.
     if todo:
         on_progress(progress.line())
     return outcomes

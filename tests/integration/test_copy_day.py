@@ -12,6 +12,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from include.cc_intake.config import ProviderConfig
@@ -442,5 +443,127 @@ def test_item4_nfc_and_nfd_spellings_land_once(sftp_server: ServerHandle, tmp_pa
     rows = manifest_rows(root)
     assert sorted(r.status for n, r in rows.items() if n in (nfc, nfd)) == ["copied", "rejected"]
     assert rows[bidi].reason == "unsafe_name"
+    day_dir = root / "recordings/acme_abidjan/2026-11-25/ENTRANTS"
+    assert len([p for p in day_dir.iterdir() if p.is_file()]) == 1
+
+
+def test_a_raw_client_with_open_session_closes_its_further_sessions(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    """``copy_day(sftp, open_session=...)`` wraps the client itself, so it also closes the
+    further sessions it opened (in the background during the manifest), before it returns."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    files = seed_day(sftp_server)
+    cfg = make_provider(sftp_server, connections=2)
+    states: list[str] = []
+
+    async def go():
+        async with sftp_server.sftp() as sftp, sftp_server.sftp() as two:
+
+            @contextlib.asynccontextmanager
+            async def further() -> AsyncIterator[asyncssh.SFTPClient]:
+                states.append("open")  # already connected: it is open before the copy ends
+                yield two
+                await asyncio.sleep(0.01)  # a goodbye that takes a while
+                states.append("closed")
+
+            summary = await copy_day(
+                sftp,
+                cfg,
+                DAY,
+                layout=DayLayout(tmp_path, cfg.id, DAY),
+                token="run-1",
+                open_session=further,
+            )
+            assert states == ["open", "closed"]  # before the first session's own close
+            return summary
+
+    summary = asyncio.run(go())
+    assert not summary.failures
+    assert sum(d["copied"] for d in summary.directions.values()) == len(files)
+
+
+class _Opens:
+    """An SFTP session counting the files opened through it (the listing goes through)."""
+
+    def __init__(self, sftp: object) -> None:
+        self._sftp = sftp
+        self.opened: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sftp, name)
+
+    def open(self, path: str, *args: object, **kwargs: object) -> object:
+        self.opened.append(path)
+        return self._sftp.open(path, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+def _watching_source(sftp: object) -> object:
+    """An ``SftpSource`` that notes which opens went out during the listing."""
+    from include.cc_intake.recordings import SftpSource
+
+    class Watch(SftpSource):
+        early: tuple[str, ...] = ()
+
+        async def copy(self, jobs, **kwargs):
+            self.early = tuple(sorted(self._ahead.opened)) if self._ahead is not None else ()
+            return await super().copy(jobs, **kwargs)
+
+    return Watch(sftp)  # type: ignore[arg-type]
+
+
+def run_watched(server: ServerHandle, cfg: ProviderConfig, root: Path) -> tuple:
+    async def go():
+        async with server.sftp() as sftp:
+            opens = _Opens(sftp)
+            source = _watching_source(opens)
+            summary = await copy_day(
+                source,  # type: ignore[arg-type]
+                cfg,
+                DAY,
+                layout=DayLayout(root, cfg.id, DAY),
+                token="run-2",
+            )
+            return summary, source.early, opens.opened  # type: ignore[attr-defined]
+
+    return asyncio.run(go())
+
+
+def test_opens_go_out_during_the_listing_for_the_files_to_copy_only(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    """#15 (WAN): a file the day will copy is opened as soon as its name arrives, once; files
+    already landed (skipped_identical) are not opened at all."""
+    seed_day(sftp_server)
+    cfg = make_provider(sftp_server)
+    root = tmp_path / "data"
+    run_copy(sftp_server, cfg, root)
+    new = put(sftp_server, "exports/inbound/20261125/20261125_101500_AG7_C7777.wav", b"n" * 4000)
+    summary, early, opened = run_watched(sftp_server, cfg, root)
+    assert summary.failures == []
+    assert summary.directions["ENTRANTS"]["copied"] == 1
+    assert [Path(p).name for p in early] == [new.name]  # opened while the listing went on
+    assert [Path(p).name for p in opened] == [new.name]  # and only once: the copy took it
+    assert landed(root, f"exports/inbound/20261125/{new.name}").read_bytes() == b"n" * 4000
+
+
+def test_a_file_opened_during_the_listing_and_rejected_after_it_is_not_copied(
+    sftp_server: ServerHandle, tmp_path: Path
+) -> None:
+    """NFC and NFD spellings each look fine alone (both opened early); the complete listing
+    rejects the second as a duplicate: its handle is closed unread, one file lands."""
+    nfc = unicodedata.normalize("NFC", "20261125_093000_Aimé_C1010.wav")
+    nfd = unicodedata.normalize("NFD", nfc)
+    put(sftp_server, f"exports/inbound/20261125/{nfc}", b"a" * 1000)
+    put(sftp_server, f"exports/inbound/20261125/{nfd}", b"b" * 1000)
+    root = tmp_path / "data"
+    summary, early, opened = run_watched(sftp_server, make_provider(sftp_server), root)
+    assert summary.failures == []
+    assert summary.directions["ENTRANTS"]["copied"] == 1
+    assert summary.directions["ENTRANTS"]["rejected"] == {"duplicate_name": 1}
+    assert sorted(Path(p).name for p in early) == sorted([nfc, nfd])
+    assert len(opened) == 2  # each opened once, during the listing; no open during the copy
     day_dir = root / "recordings/acme_abidjan/2026-11-25/ENTRANTS"
     assert len([p for p in day_dir.iterdir() if p.is_file()]) == 1

@@ -9,6 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from include.cc_intake.config import RecordingsConfig
@@ -227,3 +228,101 @@ def test_sizes_at_the_edges_of_a_read_request_land_whole(sftp_server: ServerHand
     for outcome in run(sftp_server, jobs, max_parallel=2):
         assert outcome.ok, outcome.error
         assert outcome.job.final.read_bytes() == contents[outcome.job.entry.rel_name]
+
+
+def test_further_sessions_close_after_the_copy_returns(sftp_server: ServerHandle) -> None:
+    """Their goodbyes (a round trip) are not waited for by ``copy``: ``aclose`` waits for them.
+
+    The further session's exit blocks on an event the test sets only after ``copy`` returned:
+    had ``copy`` waited for it, the test would hang (and fail on its timeout).
+    """
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from include.cc_intake.recordings import SftpSource
+    from include.cc_intake.transfer import _BACKGROUND
+
+    jobs, contents = seed(sftp_server, 60, 2_000)
+    states: list[str] = []
+
+    async def go() -> list[CopyOutcome]:
+        release = asyncio.Event()
+
+        async with sftp_server.sftp() as sftp, sftp_server.sftp() as two:
+
+            @contextlib.asynccontextmanager
+            async def further() -> AsyncIterator[asyncssh.SFTPClient]:
+                # Already connected: it joins at once, so it takes files whatever the speed.
+                states.append("open")
+                yield two
+                await release.wait()
+                states.append("closed")
+
+            source = SftpSource(sftp, open_session=further)
+            outcomes = await asyncio.wait_for(
+                source.copy(
+                    jobs,
+                    token="pipe",
+                    root=sftp_server.files.parent,
+                    max_parallel=2,
+                    bytes_per_s=None,
+                    on_progress=lambda _: None,
+                    connections=2,
+                ),
+                timeout=60,
+            )
+            assert "closed" not in states  # copy returned before the further session's close
+            release.set()
+            await source.aclose()
+            assert states[-1] == "closed"
+            # The last handles' closes were sent, not waited for: they are answered anyway.
+            await asyncio.gather(*_BACKGROUND)
+            assert not _BACKGROUND
+            return outcomes
+
+    outcomes = asyncio.run(go())
+    assert states == ["open", "closed"]
+    assert sorted(o.job.entry.rel_name for o in outcomes if o.ok) == sorted(contents)
+
+
+def test_opens_sent_during_the_listing_are_taken_once_and_the_rest_closed(
+    sftp_server: ServerHandle,
+) -> None:
+    """``copy_all(opened=…)`` (``OpensAhead``): a job whose open already went out is read on
+    that handle (no second open); an early open no job takes is closed; with a second session
+    joining, every file still lands whole, each read once."""
+    from include.cc_intake.transfer import _BACKGROUND, OpensAhead
+
+    jobs, contents = seed(sftp_server, 40, 2_000)
+
+    async def go() -> tuple[list[CopyOutcome], Counting, Counting]:
+        async with sftp_server.sftp() as one, sftp_server.sftp() as two:
+            first, second = Counting(one), Counting(two)
+            ahead = OpensAhead(first, lambda entry: True, limit=30)  # type: ignore[arg-type]
+            ahead.offer([job.entry for job in jobs[10:]])  # 30 early, the last 5 no job's
+            assert len(ahead.opened) == 30
+
+            async def at_once() -> Counting:
+                return second
+
+            outcomes = await copy_all(
+                first,  # type: ignore[arg-type]
+                jobs[:35],
+                token="pipe",
+                root=sftp_server.files.parent,
+                max_parallel=2,
+                more_sessions=[at_once()],  # type: ignore[list-item]
+                opened=ahead.take(),
+            )
+            await asyncio.gather(*_BACKGROUND)  # every close sent is answered
+            return outcomes, first, second
+
+    outcomes, first, second = asyncio.run(go())
+    assert len(outcomes) == 35 and all(o.ok for o in outcomes), [o.error for o in outcomes]
+    for outcome in outcomes:
+        assert outcome.job.final.read_bytes() == contents[outcome.job.entry.rel_name]
+    # 30 opened early on the first session, which takes the 25 early jobs first (they go
+    # first; it takes 32 files at once); the 10 other jobs opened once, by either session.
+    assert first.opened + second.opened == 40
+    landed = {p.name for p in outcomes[0].job.final.parent.iterdir()}
+    assert landed == {job.final.name for job in jobs[:35]}  # the 5 early-only files: not copied

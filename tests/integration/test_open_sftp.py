@@ -84,3 +84,77 @@ def test_session_uses_the_fastest_cipher_for_this_cpu_and_logs_it(
     expected = preferred_ciphers()[0]
     assert expected == ("aes128-gcm@openssh.com" if cpu_has_aes() else CHACHA_CIPHER)
     assert f"cipher {expected}" in caplog.text
+
+
+def test_session_authenticates_without_the_none_round_trip(
+    sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The DAG's hook connects with ``transfer.quick_auth_client``: no opening "none" request.
+
+    asyncssh alone asks "none" first and logs the server's answer ("Remaining auth methods");
+    here the key is offered at once and accepted: no failure answer at all. This also pins the
+    asyncssh internals the client relies on (``_auth_methods``, ``_preferred_auth``): if an
+    upgrade changes them, "none" is asked again and this test fails.
+    """
+    import asyncssh
+
+    seed_day(sftp_server)
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ACME", sftp_server.connection_json())
+    asyncssh.set_debug_level(2)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="asyncssh"):
+            found = listing(sftp_server)
+    finally:
+        asyncssh.set_debug_level(1)
+    assert len(found["ENTRANTS"] or []) == 3
+    assert "succeeded" in caplog.text  # "Auth for user … succeeded"
+    assert "Remaining auth methods" not in caplog.text
+
+
+def test_quick_auth_goes_on_with_the_methods_the_server_names(tmp_path: Path) -> None:
+    """A server that refuses the first method tried (publickey) names its own (password):
+    the client goes on with them, as asyncssh does after its "none" request."""
+    import asyncssh
+
+    from include.cc_intake.transfer import quick_auth_client
+
+    class PasswordOnly(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def validate_password(self, username: str, password: str) -> bool:
+            return username == "agent" and password == "s3cret"
+
+    keys = ensure_keys(tmp_path / "keys")
+
+    async def go() -> list[bool]:
+        server = await asyncssh.create_server(
+            PasswordOnly, "127.0.0.1", 0, server_host_keys=[keys.host_key]
+        )
+        port = server.sockets[0].getsockname()[1]
+        clients: list = []
+
+        def factory() -> asyncssh.SSHClient:
+            clients.append(quick_auth_client()())
+            return clients[-1]
+
+        try:
+            async with asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username="agent",
+                password="s3cret",
+                client_keys=[keys.client_key],  # refused: the server takes passwords only
+                known_hosts=None,
+                client_factory=factory,
+            ):
+                pass  # authenticated: the connection is open
+            return [client.skipped_none for client in clients]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(go()) == [True]

@@ -104,9 +104,13 @@ async def _open_sftp_source(
 
     async with open_sftp(provider, day, conn_id=conn_id, connect_timeout=connect_timeout) as sftp:
         # Further sessions of a many-file day go to the endpoint that answered (#15).
-        yield SftpSource(
+        source = SftpSource(
             sftp, endpoint=conn_id, open_session=lambda: open_sftp(provider, day, conn_id=conn_id)
         )
+        try:
+            yield source
+        finally:
+            await source.aclose()  # further sessions closed after the manifest (recordings.py)
 
 
 def _opener(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.errors import HostKeyError, RemoteError
 from include.cc_intake.naming import render_folder
-from include.cc_intake.transfer import preferred_ciphers
+from include.cc_intake.transfer import preferred_ciphers, quick_auth_client
 
 if TYPE_CHECKING:
     import asyncssh
@@ -60,6 +60,7 @@ def _fast_hook_class() -> type:
                 "username": self.username if self.username is not None else conn.login,
                 "password": self.password if self.password is not None else conn.password,
                 "encryption_algs": preferred_ciphers(),
+                "client_factory": quick_auth_client(),  # no "none" auth round trip
             }
             if self.key_file:
                 options["client_keys"] = self.key_file
