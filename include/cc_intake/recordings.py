@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -43,7 +42,7 @@ from include.cc_intake.naming import (
     render_folder,
 )
 from include.cc_intake.redact import mask_phone, sanitize
-from include.cc_intake.transfer import CopyJob, CopyOutcome, OpensAhead, copy_all, list_folder
+from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all, list_folder
 
 if TYPE_CHECKING:
     import asyncssh
@@ -107,24 +106,11 @@ class SftpSource:
         self.endpoint = endpoint
         self.open_session = open_session
         self._closing: list[asyncio.Future[None]] = []
-        self._ahead: OpensAhead | None = None
-
-    def open_ahead(self, wanted: Callable[[RemoteEntry], bool]) -> None:
-        """From now on, listings open the files ``wanted`` says will be copied as their names
-        arrive; the next ``copy`` takes those opens (``transfer.OpensAhead``)."""
-        self._ahead = OpensAhead(self.sftp, wanted)
 
     async def list_folder(
         self, folder: str, direction: str, *, recursive: bool = False
     ) -> list[RemoteEntry] | None:
-        ahead = self._ahead
-        return await list_folder(
-            self.sftp,
-            folder,
-            direction,
-            recursive=recursive,
-            on_entries=ahead.offer if ahead is not None else None,
-        )
+        return await list_folder(self.sftp, folder, direction, recursive=recursive)
 
     async def settle_listing(
         self, listing: Listing, cfg: RecordingsConfig, day: dt.date
@@ -154,7 +140,6 @@ class SftpSource:
     ) -> list[CopyOutcome]:
         opener = self.open_session
         stack = contextlib.AsyncExitStack()
-        ahead, self._ahead = self._ahead, None
         try:
             more = (
                 [stack.enter_async_context(opener()) for _ in range(connections - 1)]
@@ -170,7 +155,6 @@ class SftpSource:
                 bytes_per_s=bytes_per_s,
                 on_progress=on_progress,
                 more_sessions=more,
-                opened=ahead.take() if ahead is not None else None,
             )
         except BaseException:
             await stack.aclose()
@@ -183,9 +167,6 @@ class SftpSource:
     async def aclose(self) -> None:
         """Wait until the further sessions of the copies are closed (the first one is the
         caller's)."""
-        if self._ahead is not None:  # listed, never copied: close what was opened
-            self._ahead.drop()
-            self._ahead = None
         closing, self._closing = self._closing, []
         if closing:
             await asyncio.gather(*closing)
@@ -541,25 +522,6 @@ def connections_for(cfg: RecordingsConfig, files: int) -> int:
     return max(1, min(wanted, files))
 
 
-def _will_copy(
-    entry: RemoteEntry,
-    *,
-    cfg: RecordingsConfig,
-    day: dt.date,
-    layout: DayLayout,
-    previous: Mapping[tuple[str, str], ManifestRow],
-) -> bool:
-    """Whether ``copy_day`` will copy this entry, as far as the entry alone tells (the complete
-    listing still decides: duplicate names, our markers)."""
-    dated = folder_is_dated(cfg.directions[entry.direction])  # type: ignore[index]
-    verdicts = classify_listing([entry], cfg, day, dated_folder=dated)
-    if not verdicts or not verdicts[0].accepted:
-        return False
-    before = previous.get((entry.direction, entry.rel_name))
-    final = layout.recording(entry.direction, entry.rel_name)
-    return not can_skip(before, size=entry.size, remote_mtime=iso_utc(entry.mtime), landed=final)
-
-
 async def copy_day(
     remote: RemoteSource | asyncssh.SFTPClient,
     provider: ProviderConfig,
@@ -584,16 +546,11 @@ async def copy_day(
     """
     cfg = provider.recordings
     source = as_source(remote, open_session=open_session)
+    listing = await list_day(source, cfg, day)
+    verdicts = classify_day(listing, cfg, day)
     earlier = read_manifest(layout.manifest, cfg.group_names)
     previous = landed_index(earlier)
     held = held_index(earlier)
-    if isinstance(source, SftpSource):
-        # The first files' opens go out while the listing's last answers are on their way.
-        source.open_ahead(
-            functools.partial(_will_copy, cfg=cfg, day=day, layout=layout, previous=previous)
-        )
-    listing = await list_day(source, cfg, day)
-    verdicts = classify_day(listing, cfg, day)
 
     rows: list[ManifestRow] = []
     jobs: list[tuple[Verdict, CopyJob]] = []

@@ -29,7 +29,7 @@ import random
 import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,12 +187,7 @@ def dir_requests(sftp: asyncssh.SFTPClient) -> Any | None:
     return None
 
 
-async def read_dir(
-    sftp: asyncssh.SFTPClient,
-    path: str,
-    *,
-    on_names: Callable[[list[asyncssh.SFTPName]], None] | None = None,
-) -> list[asyncssh.SFTPName]:
+async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPName]:
     """Every name of a remote folder, its directory reads pipelined on one handle.
 
     ``SFTPClient.readdir`` waits for each READDIR answer before it sends the next one: a
@@ -203,19 +198,14 @@ async def read_dir(
     The server answers requests on a handle in order (SFTP servers handle a handle's reads one
     after another: OpenSSH and asyncssh's do), so the first end-of-directory answer means the
     rest will be too; every request sent is still waited for, and its names kept. The
-    folder's close is not waited for. ``on_names`` sees each answer's names as it arrives
-    (names decoded; the listing is not complete yet). Raises ``SFTPNoSuchFile`` as
-    ``readdir`` does.
+    folder's close is not waited for. Raises ``SFTPNoSuchFile`` as ``readdir`` does.
     """
     import asyncssh
 
     handler = dir_requests(sftp)
     names: list[asyncssh.SFTPName] = []
     if handler is None:
-        names.extend(await sftp.readdir(path))
-        if on_names is not None:
-            on_names(names)
-        return names
+        return list(await sftp.readdir(path))
     handle = await handler.opendir(sftp.compose_path(path))
     pending: deque[asyncio.Future[Any]] = deque()
     ended = False
@@ -237,8 +227,6 @@ async def read_dir(
                 if isinstance(name.filename, bytes):
                     name.filename = sftp.decode(name.filename)
             names.extend(batch)
-            if on_names is not None and batch:
-                on_names(batch)
             ended = ended or at_end or not batch
             if not ended and not pending:  # all answered with names: the folder goes on
                 batch_size = min(2 * batch_size, READDIR_MAX_AHEAD)
@@ -258,13 +246,11 @@ async def list_folder(
     direction: str,
     *,
     recursive: bool = False,
-    on_entries: Callable[[list[RemoteEntry]], None] | None = None,
 ) -> list[RemoteEntry] | None:
     """One pipelined directory read per folder (``read_dir``: attributes come with the names;
     symlinks not followed).
 
-    Returns None when the folder does not exist. ``on_entries`` sees the files of each
-    directory answer as it arrives, before the listing is complete (``OpensAhead``).
+    Returns None when the folder does not exist.
     """
     import asyncssh
 
@@ -298,26 +284,13 @@ async def list_folder(
 
     while pending:
         path, prefix = pending.pop()
-        seen: list[RemoteEntry] = []
-
-        def take(
-            names: list[asyncssh.SFTPName],
-            path: str = path,
-            prefix: str = prefix,
-            seen: list[RemoteEntry] = seen,
-        ) -> None:
-            found = convert(path, prefix, names)
-            seen.extend(found)
-            if on_entries is not None:
-                on_entries([e for e in found if e.kind == "file"])
-
         try:
-            await read_dir(sftp, path, on_names=take)
+            names = await read_dir(sftp, path)
         except asyncssh.SFTPNoSuchFile:
             if not prefix:
                 return None
             continue
-        entries.extend(seen)
+        entries.extend(convert(path, prefix, names))
     return entries
 
 
@@ -778,57 +751,6 @@ def _drop_opening(opening: asyncio.Future[asyncssh.SFTPClientFile], closer: _Clo
         closer(opening.result())
 
 
-class OpensAhead:
-    """Opens sent while the day is still being listed, for ``copy_all`` to take (#15, WAN).
-
-    The listing's last answers (the end of each folder) and the classification take a round
-    trip or more after the first names arrive: files that ``wanted`` says will be copied
-    (accepted, not already landed) get their open request then, at most ``limit`` of them, so
-    their reads can start as soon as the copy does. A file the complete listing does not
-    copy after all (a duplicate name, say) has its handle closed unread; an open that fails
-    fails that file's copy, as any open does.
-    """
-
-    def __init__(
-        self,
-        sftp: asyncssh.SFTPClient,
-        wanted: Callable[[RemoteEntry], bool],
-        *,
-        limit: int = MAX_FILES_AT_ONCE,
-    ) -> None:
-        self.sftp = sftp
-        self.wanted = wanted
-        self.limit = limit
-        self.opened: dict[str, asyncio.Future[asyncssh.SFTPClientFile]] = {}
-
-    def offer(self, entries: list[RemoteEntry]) -> None:
-        for entry in entries:
-            if len(self.opened) >= self.limit:
-                return
-            if entry.remote_path in self.opened:
-                continue
-            try:
-                wanted = self.wanted(entry)
-            except Exception:  # the complete listing decides; never fail the listing here
-                wanted = False
-            if wanted:
-                self.opened[entry.remote_path] = asyncio.ensure_future(
-                    _open_remote(self.sftp, entry)
-                )
-
-    def take(self) -> dict[str, asyncio.Future[asyncssh.SFTPClientFile]]:
-        opened, self.opened = self.opened, {}
-        return opened
-
-    def drop(self) -> None:
-        """Close what was opened and not taken (the copy did not run)."""
-        closer = _Closer()
-        for opening in self.take().values():
-            _drop_opening(opening, closer)
-            if opening.done() and not opening.cancelled():
-                opening.exception()  # retrieved: a failed open nobody reads is no error
-
-
 async def _fetch(
     sftp: asyncssh.SFTPClient,
     job: CopyJob,
@@ -1061,7 +983,6 @@ async def copy_all(
     progress_every: float = PROGRESS_EVERY,
     rng: random.Random | None = None,
     more_sessions: Iterable[Awaitable[asyncssh.SFTPClient]] = (),
-    opened: Mapping[str, asyncio.Future[asyncssh.SFTPClientFile]] | None = None,
 ) -> list[CopyOutcome]:
     """Copy every job over one session, ``max_parallel`` files at a time or more for small
     files (``_files_at_once``), opening the next files while these are read; never raises per
@@ -1073,14 +994,9 @@ async def copy_all(
 
     A failed file is returned with its error so the caller can record what did land and
     name what did not; its temporary file stays for the retry to resume. ``rng`` draws the
-    ranges a resume samples (see ``_fetch``); leave it unset outside tests. ``opened``: opens
-    already sent on ``sftp`` by remote path (``OpensAhead``); those files go first, and the
-    ones no job reads are closed.
+    ranges a resume samples (see ``_fetch``); leave it unset outside tests.
     """
     todo = list(jobs)
-    ahead_of_time = dict(opened or {})
-    if ahead_of_time:
-        todo.sort(key=lambda j: j.entry.remote_path not in ahead_of_time)  # stable
     progress = Progress(files_total=len(todo), bytes_total=sum(j.entry.size for j in todo))
     limiter = RateLimiter(bytes_per_s)
     outcomes: list[CopyOutcome] = []
@@ -1105,14 +1021,9 @@ async def copy_all(
         def refill(self) -> None:
             while waiting and len(self.ahead) < workers:
                 job = waiting.popleft()
-                # An open sent during the listing is the first session's; another session
-                # opens the file itself (the early one is closed at the end, unused).
-                early = (
-                    ahead_of_time.pop(job.entry.remote_path, None) if self.client is sftp else None
+                self.ahead.append(
+                    (job, asyncio.ensure_future(_open_remote(self.client, job.entry)))
                 )
-                if early is None:
-                    early = asyncio.ensure_future(_open_remote(self.client, job.entry))
-                self.ahead.append((job, early))
 
         async def worker(self) -> None:
             while True:
@@ -1193,8 +1104,6 @@ async def copy_all(
         await asyncio.gather(*opens, *joining, return_exceptions=True)
         for session in sessions:
             session.drop_ahead()
-        for unused in ahead_of_time.values():  # opened during the listing, not a job after all
-            _drop_opening(unused, closer)
         for task in (ticker, landing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
