@@ -7,7 +7,7 @@ Airflow layer resolves the connection and the host key through the sftp provider
 Airflow.
 
 How a file travels: a sliding window of read requests (``_pull``) feeds a ``_Sink`` that
-hashes and writes into a temporary sibling of the final file on a worker thread. A copy
+hashes and writes each answer into a temporary sibling of the final file. A copy
 resumes from that file's size when the remote file is unchanged: its size and mtime are part
 of the temporary name, and sampled ranges of the kept bytes must still match the remote's
 (``_prefix_matches``), else it starts over. ``copy_all`` then hands finished files to a
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Local batch size: re-hashing a resumed prefix, and the most a file's writer may lag behind.
+# Local batch size: re-hashing a resumed prefix.
 CHUNK = 4 * 1024 * 1024
 # Largest read request we send; OpenSSH answers at most 255 KiB (its limits@openssh.com reply)
 # and closes the session on bigger messages, so the server's advertised limit wins when lower.
@@ -57,7 +57,7 @@ IN_FLIGHT = 8 * 1024 * 1024
 # _files_at_once) so that a day of short recordings still fills a link with a long round trip.
 SESSION_WINDOW = 2 * 1024 * 1024
 MAX_FILES_AT_ONCE = 32
-# Bytes a file queues before a write goes to the thread (a thread trip costs a wake-up).
+# Bytes an FTPS transfer thread gathers before it hashes and writes them (ftps.py).
 HANDOFF = 1024 * 1024
 # Bytes written between two starts of the disk's writeback for a large file.
 WRITEBACK = 16 * 1024 * 1024
@@ -400,12 +400,16 @@ def _hash_existing(path: Path, size: int) -> hashlib._Hash:
 
 
 class _Sink:
-    """One file's bytes on their way to disk: hashed and written in order, off the event loop.
+    """One file's bytes on their way to disk: hashed and written in order, as they arrive.
 
-    The loop decrypts and queues; a worker thread hashes and writes (hashlib and os.write
-    release the GIL), so a slow disk holds back this file, not the session. The temporary
-    file is opened by the first write. A small file is written by the loop in one go at the
-    end: thread trips cost more than its few syscalls when the loop keeps the GIL busy.
+    The event loop hashes and writes each answer itself (one ``update`` and one ``write`` per
+    read request). A writer thread was measured slower (docs/benchmarks.md, issue #15): the
+    GIL hand-offs between it and the loop cost more CPU than the hashing it took off the
+    loop, on a 1 GB day and on a 2 GiB file alike, and queued batches cost memory. A write
+    that blocks (the kernel throttling dirty pages) holds back the session, as it does
+    OpenSSH's sftp; ``sync_file_range`` every ``WRITEBACK`` bytes keeps dirty pages few. The
+    temporary file is opened by the first write; a resumed one on a thread, since its kept
+    prefix is hashed again from disk first.
     """
 
     def __init__(self, tmp: Path, start: int) -> None:
@@ -413,9 +417,6 @@ class _Sink:
         self.start = start
         self.fd: int | None = None
         self.digest: hashlib._Hash | None = None
-        self._queued: list[bytes] = []
-        self._queued_bytes = 0
-        self._job: asyncio.Future[None] | None = None
         self._written = start  # bytes in the file
         self._flushed = start  # bytes whose writeback has been started
 
@@ -432,7 +433,7 @@ class _Sink:
         self.fd = fd
 
     def _write(self, blocks: list[bytes]) -> None:
-        """Open if needed, hash and write ``blocks``; on a thread, or the loop for a small file."""
+        """Open if needed, hash and write ``blocks`` (the loop's answers, or an FTPS thread's)."""
         if self.fd is None:
             self._open()
         assert self.fd is not None and self.digest is not None
@@ -450,32 +451,27 @@ class _Sink:
                 writeback(self.fd, self._flushed, self._written - self._flushed)
             self._flushed = self._written
 
-    def _start(self) -> asyncio.Future[None]:
-        batch, self._queued, self._queued_bytes = self._queued, [], 0
-        self._job = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
-        return self._job
+    async def _open_resumed(self) -> None:
+        """Open a resumed file on a thread: its kept prefix is hashed again, off the loop."""
+        opening = asyncio.ensure_future(asyncio.to_thread(self._open))
+        try:
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped: close its descriptor once it has one.
+            opening.add_done_callback(lambda _: self.close())
+            raise
 
     async def put(self, block: bytes) -> None:
-        self._queued.append(block)
-        self._queued_bytes += len(block)
-        if self._job is not None and not self._job.done():
-            if self._queued_bytes < CHUNK:
-                return
-            await self._job  # the disk is behind: stop reading ahead for this file
-        if self._job is not None:
-            self._job.result()  # a failed write fails the copy here
-        if self._queued_bytes >= HANDOFF:
-            self._start()
+        if self.fd is None and self.start:
+            await self._open_resumed()
+        self._write([block])
 
     async def drain(self) -> None:
-        """Write everything queued; the file is open and complete (not yet durable) after."""
-        if self._job is not None:
-            await self._job
-        if self.fd is None and not self.start and self._queued_bytes < HANDOFF:
-            self._write(self._queued)
-            self._queued, self._queued_bytes = [], 0
-        elif self._queued or self.fd is None:
-            await self._start()
+        """Open the file if no byte came (it is complete, not yet durable, after)."""
+        if self.fd is None:
+            if self.start:
+                await self._open_resumed()
+            self._write([])
 
     def sync(self) -> None:
         assert self.fd is not None
@@ -505,18 +501,7 @@ class _Sink:
             self.fd = None
 
     async def settle(self) -> None:
-        """After a failure: wait for the running write whatever its outcome, then close.
-
-        What was written stays in the temporary file for the retry to resume from.
-        """
-        job = self._job
-        while job is not None and not job.done():
-            # The thread cannot be stopped: closing its descriptor under it could make it
-            # write into whatever file reuses the number. The caller re-raises its own error.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({job})
-        if job is not None and not job.cancelled():
-            job.exception()  # retrieved, so asyncio does not log it as forgotten
+        """After a failure: close. What was written stays for the retry to resume from."""
         self.close()
 
 
