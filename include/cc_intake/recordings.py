@@ -24,6 +24,7 @@ from include.cc_intake.config import ProviderConfig, RecordingsConfig
 from include.cc_intake.errors import UnsafePathError
 from include.cc_intake.handshake import done_folder_entry, fold_listing
 from include.cc_intake.layout import DayLayout, remove_stale_tmp
+from include.cc_intake.listing import list_folder
 from include.cc_intake.manifest import (
     ManifestRow,
     can_skip,
@@ -42,7 +43,7 @@ from include.cc_intake.naming import (
     render_folder,
 )
 from include.cc_intake.redact import mask_phone, sanitize
-from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all, list_folder
+from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all
 
 if TYPE_CHECKING:
     import asyncssh
@@ -166,10 +167,17 @@ class SftpSource:
 
     async def aclose(self) -> None:
         """Wait until the further sessions of the copies are closed (the first one is the
-        caller's)."""
+        caller's). A goodbye that fails is logged: the copy and its manifest are complete by
+        then, and the session's end closes what is left."""
         closing, self._closing = self._closing, []
-        if closing:
-            await asyncio.gather(*closing)
+        for result in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.warning(
+                    "%s: a further SFTP session did not close cleanly: %s: %s",
+                    self.endpoint or "SFTP",
+                    type(result).__name__,
+                    result,
+                )
 
 
 def as_source(

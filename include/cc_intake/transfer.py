@@ -1,4 +1,4 @@
-"""Listing and copying the day's recordings over one SFTP session (asyncssh).
+"""Copying the day's recordings over SFTP sessions (asyncssh); the listing is ``listing.py``.
 
 Why asyncssh and not paramiko: asyncssh lets us keep many read requests in flight per file,
 which is what fills a link with a long round trip (measured in docs/benchmarks.md). The
@@ -26,7 +26,6 @@ import hashlib
 import logging
 import os
 import random
-import stat
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -37,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from include.cc_intake.audio import HEAD_BYTES
 from include.cc_intake.errors import TransferError
 from include.cc_intake.layout import FILE_MODE, make_dirs, resume_tag, tmp_path_for
-from include.cc_intake.naming import EntryKind, RemoteEntry
+from include.cc_intake.listing import BACKGROUND
+from include.cc_intake.naming import RemoteEntry
 from include.cc_intake.redact import mask_phone
 
 if TYPE_CHECKING:
@@ -72,226 +72,6 @@ CHECK_SAMPLE = 64 * 1024
 CHECK_SAMPLES = 4
 # The OS's randomness: the spots must not be guessable from one resume to the next.
 _SPOTS = random.SystemRandom()
-
-
-# Ciphers, fastest first for the CPU at hand. With AES instructions AES-GCM costs a fraction of
-# chacha20-poly1305's CPU in `cryptography` (asyncssh's default pick); without them chacha20 is
-# the fast one. The rest of asyncssh's default list follows, for servers that offer neither.
-GCM_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-CHACHA_CIPHER = "chacha20-poly1305@openssh.com"
-OTHER_CIPHERS = ("aes128-ctr", "aes192-ctr", "aes256-ctr")
-
-
-def cpu_has_aes(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU advertises AES instructions (x86 ``flags`` or Arm ``Features``: ``aes``)."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features") and "aes" in value.split():
-            return True
-    return False
-
-
-def preferred_ciphers(*, has_aes: bool | None = None) -> list[str]:
-    """The SSH ciphers to offer, in order: AES-GCM first when the CPU has AES, else chacha20."""
-    aes = cpu_has_aes() if has_aes is None else has_aes
-    fast = [*GCM_CIPHERS, CHACHA_CIPHER] if aes else [CHACHA_CIPHER, *GCM_CIPHERS]
-    return [*fast, *OTHER_CIPHERS]
-
-
-# Auth methods a connection tries before the server has named its own (quick_auth_client):
-# those that our credentials (key, password) serve, in asyncssh's preferred order.
-FIRST_AUTH_METHODS = (b"publickey", b"keyboard-interactive", b"password")
-
-
-@functools.cache
-def quick_auth_client() -> type[asyncssh.SSHClient]:
-    """An ``asyncssh.SSHClient`` (``client_factory``) that skips the opening "none" request.
-
-    asyncssh opens authentication with a "none" request to learn the server's methods: a
-    round trip before the first real attempt (100 ms on a link to another country). This
-    client's connection starts with ``FIRST_AUTH_METHODS`` instead (those the connection has
-    credentials for are tried, in its preferred order, as asyncssh does after a "none"); a
-    method the server refuses gets its list of methods back, and asyncssh goes on with it
-    as usual. It sets ``SSHClientConnection._auth_methods`` (private; read with
-    ``_preferred_auth``) of asyncssh 2.24.1, pinned in constraints.txt, from the documented
-    ``connection_made`` callback; ``tests/integration/test_open_sftp.py`` fails if asyncssh
-    changes them. Otherwise the connection asks "none" first, as before.
-    """
-    import asyncssh
-
-    class QuickAuthClient(asyncssh.SSHClient):
-        skipped_none = False
-
-        def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-            if getattr(conn, "_auth_methods", None) != [b"none"]:
-                return
-            preferred = getattr(conn, "_preferred_auth", None) or []
-            first = [method for method in preferred if method in FIRST_AUTH_METHODS]
-            if first:
-                conn._auth_methods = first
-                self.skipped_none = True
-
-    return QuickAuthClient
-
-
-def _kind(mode: int | None) -> EntryKind:
-    if mode is None:
-        return "other"
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    return "other"
-
-
-# READDIR requests a folder read sends at once: first this many (OpenSSH sends at most 100
-# names per answer), then twice as many each time all of them brought names, at most
-# READDIR_MAX_AHEAD.
-READDIR_AHEAD = 8
-READDIR_MAX_AHEAD = 64
-# Requests sent and not waited for (a folder handle's close): referenced until answered.
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def _in_background(request: Awaitable[Any]) -> None:
-    """Send a request whose answer nobody waits for; a failure is only logged (debug)."""
-
-    def done(task: asyncio.Future[Any]) -> None:
-        _BACKGROUND.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("a request nobody waits for failed: %s", task.exception())
-
-    task = asyncio.ensure_future(request)
-    _BACKGROUND.add(task)
-    task.add_done_callback(done)
-
-
-def dir_requests(sftp: asyncssh.SFTPClient) -> Any | None:
-    """asyncssh's per-session request layer, when it offers opendir/readdir/close.
-
-    ``SFTPClient._handler`` is private: its ``opendir(path) -> handle``, ``readdir(handle) ->
-    (names, at_end)`` (``SFTPEOFError`` at the end) and ``close(handle)`` are those of asyncssh
-    2.24.1, pinned in constraints.txt; ``tests/integration/test_transfer_listing.py`` fails if
-    they change. Without them the listing falls back to the public ``readdir`` (one request
-    per round trip).
-    """
-    handler = getattr(sftp, "_handler", None)
-    if all(callable(getattr(handler, name, None)) for name in ("opendir", "readdir", "close")):
-        return handler
-    return None
-
-
-async def read_dir(sftp: asyncssh.SFTPClient, path: str) -> list[asyncssh.SFTPName]:
-    """Every name of a remote folder, its directory reads pipelined on one handle.
-
-    ``SFTPClient.readdir`` waits for each READDIR answer before it sends the next one: a
-    round trip per 100 names from OpenSSH, then one for the end and one for the close. Here
-    ``READDIR_AHEAD`` requests go out at once, and a batch twice as large (at most
-    ``READDIR_MAX_AHEAD``) only once every request sent has brought names: a request sent
-    while earlier ones are unanswered could only add a round trip at the end of the folder.
-    The server answers requests on a handle in order (SFTP servers handle a handle's reads one
-    after another: OpenSSH and asyncssh's do), so the first end-of-directory answer means the
-    rest will be too; every request sent is still waited for, and its names kept. The
-    folder's close is not waited for. Raises ``SFTPNoSuchFile`` as ``readdir`` does.
-    """
-    import asyncssh
-
-    handler = dir_requests(sftp)
-    names: list[asyncssh.SFTPName] = []
-    if handler is None:
-        return list(await sftp.readdir(path))
-    handle = await handler.opendir(sftp.compose_path(path))
-    pending: deque[asyncio.Future[Any]] = deque()
-    ended = False
-
-    def ask(count: int) -> None:
-        for _ in range(count):
-            pending.append(asyncio.ensure_future(handler.readdir(handle)))
-
-    batch_size = READDIR_AHEAD
-    try:
-        ask(batch_size)
-        while pending:
-            try:
-                batch, at_end = await pending.popleft()
-            except asyncssh.SFTPEOFError:
-                ended = True
-                continue
-            for name in batch:
-                if isinstance(name.filename, bytes):
-                    name.filename = sftp.decode(name.filename)
-            names.extend(batch)
-            ended = ended or at_end or not batch
-            if not ended and not pending:  # all answered with names: the folder goes on
-                batch_size = min(2 * batch_size, READDIR_MAX_AHEAD)
-                ask(batch_size)
-    finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        _in_background(handler.close(handle))
-    return names
-
-
-async def list_folder(
-    sftp: asyncssh.SFTPClient,
-    folder: str,
-    direction: str,
-    *,
-    recursive: bool = False,
-) -> list[RemoteEntry] | None:
-    """One pipelined directory read per folder (``read_dir``: attributes come with the names;
-    symlinks not followed).
-
-    Returns None when the folder does not exist.
-    """
-    import asyncssh
-
-    entries: list[RemoteEntry] = []
-    pending: list[tuple[str, str]] = [(folder.rstrip("/") or "/", "")]
-
-    def convert(path: str, prefix: str, names: list[asyncssh.SFTPName]) -> list[RemoteEntry]:
-        found = []
-        for name in names:
-            raw = name.filename
-            filename = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-            if filename in (".", ".."):
-                continue
-            rel = f"{prefix}{filename}"
-            kind = _kind(name.attrs.permissions)
-            remote = f"{path.rstrip('/')}/{filename}"
-            if kind == "dir" and recursive:
-                pending.append((remote, f"{rel}/"))
-                continue
-            found.append(
-                RemoteEntry(
-                    direction=direction,
-                    rel_name=rel,
-                    remote_path=remote,
-                    size=int(name.attrs.size or 0),
-                    mtime=int(name.attrs.mtime or 0),
-                    kind=kind,
-                )
-            )
-        return found
-
-    while pending:
-        path, prefix = pending.pop()
-        try:
-            names = await read_dir(sftp, path)
-        except asyncssh.SFTPNoSuchFile:
-            if not prefix:
-                return None
-            continue
-        entries.extend(convert(path, prefix, names))
-    return entries
 
 
 class RateLimiter:
@@ -706,12 +486,12 @@ class _Closer:
 
     Waiting for each close costs a round trip per file on a long link. A read-only handle's
     close cannot lose data; a failed one is logged, and the session's end closes it anyway.
-    The pending closes are kept referenced beyond the copy (``_BACKGROUND``): ``copy_all``
+    The pending closes are kept referenced beyond the copy (``BACKGROUND``): ``copy_all``
     returns without waiting for the last ones.
     """
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Future[None]] = _BACKGROUND
+        self._tasks: set[asyncio.Future[None]] = BACKGROUND
 
     def __call__(self, remote: asyncssh.SFTPClientFile) -> None:
         task = asyncio.ensure_future(remote.close())

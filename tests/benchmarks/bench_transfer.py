@@ -677,7 +677,7 @@ def worker_main(spec_path: Path) -> None:
 
     spec = json.loads(spec_path.read_text())
     cfg = parse_provider(spec["provider"], source=spec_path)
-    from include.cc_intake.transfer import preferred_ciphers, quick_auth_client
+    from include.cc_intake.ssh_setup import preferred_ciphers, quick_auth_client
 
     # The ciphers and auth the DAG's hook uses (airflow/sftp.py), unless a row forces a cipher.
     options: dict[str, Any] = {
@@ -1003,7 +1003,7 @@ LISTING_REQUESTS = {"readdir", "opendir", "close", "scandir"}
 class CountingSFTP:
     """The asyncssh client, counting the requests made through it (the listing's proof of one
     directory read: one opendir, its pipelined readdirs, no call per entry). The private
-    request layer the listing pipelines on (``transfer.dir_requests``) is counted as well."""
+    request layer the listing pipelines on (``listing.dir_requests``) is counted as well."""
 
     def __init__(self, sftp: Any, calls: dict[str, int] | None = None) -> None:
         self._sftp = sftp
@@ -1075,7 +1075,7 @@ def case_listing(ctx: Ctx) -> None:
 
 
 async def _timed_listing(peer: Peer, remote: str) -> tuple[float, float, int, dict[str, int]]:
-    from include.cc_intake.transfer import list_folder
+    from include.cc_intake.listing import list_folder
 
     async with peer.connect() as sftp:
         counting = CountingSFTP(sftp)
@@ -1698,7 +1698,7 @@ def machine() -> str:
     import cryptography
 
     from include.cc_intake.eventloop import loop_factory
-    from include.cc_intake.transfer import cpu_has_aes
+    from include.cc_intake.ssh_setup import cpu_has_aes
 
     loop = "asyncio's own loop (uvloop not installed)"
     if loop_factory() is not None:

@@ -483,3 +483,39 @@ def test_a_raw_client_with_open_session_closes_its_further_sessions(
     summary = asyncio.run(go())
     assert not summary.failures
     assert sum(d["copied"] for d in summary.directions.values()) == len(files)
+
+
+def test_a_further_session_that_fails_to_close_does_not_fail_a_complete_copy(
+    sftp_server: ServerHandle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The further sessions close after the manifest: a goodbye that fails is logged, and the
+    day's copy (complete, its manifest written) is not turned into a failure."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    files = seed_day(sftp_server)
+    cfg = make_provider(sftp_server, connections=2)
+
+    async def go():
+        async with sftp_server.sftp() as sftp, sftp_server.sftp() as two:
+
+            @contextlib.asynccontextmanager
+            async def further() -> AsyncIterator[asyncssh.SFTPClient]:
+                yield two
+                raise ConnectionResetError("the server went away during the goodbye")
+
+            return await copy_day(
+                sftp,
+                cfg,
+                DAY,
+                layout=DayLayout(tmp_path, cfg.id, DAY),
+                token="run-1",
+                open_session=further,
+            )
+
+    with caplog.at_level("WARNING", logger="include.cc_intake.recordings"):
+        summary = asyncio.run(go())
+    assert not summary.failures
+    assert sum(d["copied"] for d in summary.directions.values()) == len(files)
+    assert Path(summary.manifest).is_file()
+    assert "did not close cleanly: ConnectionResetError" in caplog.text

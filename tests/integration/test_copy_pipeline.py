@@ -239,8 +239,8 @@ def test_further_sessions_close_after_the_copy_returns(sftp_server: ServerHandle
     import contextlib
     from collections.abc import AsyncIterator
 
+    from include.cc_intake.listing import BACKGROUND
     from include.cc_intake.recordings import SftpSource
-    from include.cc_intake.transfer import _BACKGROUND
 
     jobs, contents = seed(sftp_server, 60, 2_000)
     states: list[str] = []
@@ -276,8 +276,8 @@ def test_further_sessions_close_after_the_copy_returns(sftp_server: ServerHandle
             await source.aclose()
             assert states[-1] == "closed"
             # The last handles' closes were sent, not waited for: they are answered anyway.
-            await asyncio.gather(*_BACKGROUND)
-            assert not _BACKGROUND
+            await asyncio.gather(*BACKGROUND)
+            assert not BACKGROUND
             return outcomes
 
     outcomes = asyncio.run(go())

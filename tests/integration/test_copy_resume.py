@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from include.cc_intake.listing import list_folder
 from include.cc_intake.manifest import read_manifest
-from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all, list_folder
+from include.cc_intake.transfer import CopyJob, CopyOutcome, copy_all
 from tests.integration.servers import ServerHandle
 from tests.integration.test_copy_day import OLD, landed, make_provider, put, run_copy
 

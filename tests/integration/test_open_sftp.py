@@ -12,7 +12,7 @@ from include.cc_intake.airflow.sftp import open_sftp
 from include.cc_intake.errors import HostKeyError, RemoteError
 from include.cc_intake.recordings import list_day
 from include.cc_intake.sandbox.keys import ensure_keys
-from include.cc_intake.transfer import CHACHA_CIPHER, cpu_has_aes, preferred_ciphers
+from include.cc_intake.ssh_setup import CHACHA_CIPHER, cpu_has_aes, preferred_ciphers
 from tests.integration.servers import ServerHandle, free_port
 from tests.integration.test_copy_day import DAY, make_provider, seed_day
 
@@ -89,7 +89,7 @@ def test_session_uses_the_fastest_cipher_for_this_cpu_and_logs_it(
 def test_session_authenticates_without_the_none_round_trip(
     sftp_server: ServerHandle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The DAG's hook connects with ``transfer.quick_auth_client``: no opening "none" request.
+    """The DAG's hook connects with ``ssh_setup.quick_auth_client``: no opening "none" request.
 
     asyncssh alone asks "none" first and logs the server's answer ("Remaining auth methods");
     here the key is offered at once and accepted: no failure answer at all. This also pins the
@@ -116,7 +116,7 @@ def test_quick_auth_goes_on_with_the_methods_the_server_names(tmp_path: Path) ->
     the client goes on with them, as asyncssh does after its "none" request."""
     import asyncssh
 
-    from include.cc_intake.transfer import quick_auth_client
+    from include.cc_intake.ssh_setup import quick_auth_client
 
     class PasswordOnly(asyncssh.SSHServer):
         def begin_auth(self, username: str) -> bool:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from include.cc_intake import transfer
-from include.cc_intake.transfer import READDIR_AHEAD, dir_requests, list_folder, read_dir
+from include.cc_intake import listing
+from include.cc_intake.listing import READDIR_AHEAD, dir_requests, list_folder, read_dir
 from tests.integration.servers import ServerHandle
 
 pytestmark = pytest.mark.integration
@@ -65,13 +65,13 @@ def test_a_folder_of_many_entries_is_read_whole_with_pipelined_requests(
         async with sftp_server.sftp() as sftp:
             handler = dir_requests(sftp)
             # asyncssh's private request layer as pinned: if this fails after an upgrade, the
-            # listing has fallen back to one READDIR per round trip (transfer.dir_requests).
+            # listing has fallen back to one READDIR per round trip (listing.dir_requests).
             assert handler is not None
             spy = InFlight(handler)
             handler.readdir = spy
             entries = await list_folder(sftp, sftp_server.remote("/day"), "ENTRANTS")
             # The folder's close was sent, not waited for: it is answered before the session ends.
-            await asyncio.gather(*transfer._BACKGROUND)
+            await asyncio.gather(*listing.BACKGROUND)
             return entries or [], spy
 
     entries, spy = asyncio.run(go())
@@ -79,7 +79,7 @@ def test_a_folder_of_many_entries_is_read_whole_with_pipelined_requests(
     assert len(entries) == many  # each name once
     assert all(e.kind == "file" and e.direction == "ENTRANTS" for e in entries)
     assert spy.most >= READDIR_AHEAD  # requests sent back to back, not one per answer
-    assert not transfer._BACKGROUND
+    assert not listing.BACKGROUND
 
 
 @pytest.mark.parametrize("count", [0, 1, 100])

@@ -5,13 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from include.cc_intake.ssh_setup import cpu_has_aes, preferred_ciphers
 from include.cc_intake.transfer import (
     CHECK_HEAD,
     CHECK_SAMPLE,
     CHECK_SAMPLES,
     CHECK_TAIL,
-    cpu_has_aes,
-    preferred_ciphers,
     resume_check_ranges,
 )
 

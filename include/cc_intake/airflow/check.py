@@ -177,7 +177,7 @@ async def _look_remote(
 
     from include.cc_intake.airflow.sftp import open_sftp
     from include.cc_intake.handshake import fold_listing
-    from include.cc_intake.transfer import list_folder
+    from include.cc_intake.listing import list_folder
 
     cfg = provider.recordings
     look = SftpLook(cfg.conn_id)

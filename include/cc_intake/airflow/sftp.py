@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.cc_intake.errors import HostKeyError, RemoteError
 from include.cc_intake.naming import render_folder
-from include.cc_intake.transfer import preferred_ciphers, quick_auth_client
+from include.cc_intake.ssh_setup import preferred_ciphers, quick_auth_client
 
 if TYPE_CHECKING:
     import asyncssh
