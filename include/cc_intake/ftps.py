@@ -772,21 +772,12 @@ async def copy_all(
                 except Exception as exc:  # recorded per file; the caller decides the task's fate
                     done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
                     continue
-                try:
-                    await lander.submit(job, sink)
-                except BaseException:
-                    sink.close()
-                    raise
+                await lander.submit(job, sink)
         finally:
             if session is not None and session is not first:
                 await asyncio.to_thread(session.close)
 
-    async def reporter() -> None:
-        while True:
-            await asyncio.sleep(progress_every)
-            on_progress(progress.line())
-
-    ticker = asyncio.ensure_future(reporter())
+    ticker = asyncio.ensure_future(progress.report(progress_every, on_progress))
     landing = asyncio.ensure_future(lander.run())
     try:
         await asyncio.gather(*(worker(i) for i in range(workers)))

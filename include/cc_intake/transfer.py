@@ -128,6 +128,12 @@ class Progress:
             f"{rate * 8 / 1e6:.2f} Mbit/s, ETA {eta}"
         )
 
+    async def report(self, every: float, on_progress: Callable[[str], None]) -> None:
+        """Hand ``line()`` to ``on_progress`` every ``every`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            on_progress(self.line())
+
 
 @dataclass(frozen=True)
 class CopyJob:
@@ -675,7 +681,12 @@ class _Lander:
         self._closing = False
 
     async def submit(self, job: CopyJob, sink: _Sink) -> None:
-        await self._room.acquire()
+        """Queue a fetched file for landing; once room is free, the sink is the lander's."""
+        try:
+            await self._room.acquire()
+        except BaseException:  # cancelled while waiting for room: not the lander's yet
+            sink.close()
+            raise
         self._todo.append((job, sink))
         self._wake.set()
 
@@ -813,11 +824,7 @@ async def copy_all(
                 except Exception as exc:  # recorded per file; the caller decides the task's fate
                     done(CopyOutcome(job=job, error=f"{type(exc).__name__}: {exc}"))
                     continue
-                try:
-                    await lander.submit(job, sink)
-                except BaseException:  # cancelled while waiting for room: not the lander's yet
-                    sink.close()
-                    raise
+                await lander.submit(job, sink)
 
         async def run(self) -> None:
             await asyncio.gather(*(self.worker() for _ in range(workers)))
@@ -844,12 +851,7 @@ async def copy_all(
             sessions.append(session)
             await session.run()
 
-    async def reporter() -> None:
-        while True:
-            await asyncio.sleep(progress_every)
-            on_progress(progress.line())
-
-    ticker = asyncio.ensure_future(reporter())
+    ticker = asyncio.ensure_future(progress.report(progress_every, on_progress))
     landing = asyncio.ensure_future(lander.run())
     opens = [asyncio.ensure_future(pending) for pending in more_sessions]
     joining = [asyncio.ensure_future(join(opening)) for opening in opens]

@@ -283,3 +283,31 @@ def test_further_sessions_close_after_the_copy_returns(sftp_server: ServerHandle
     outcomes = asyncio.run(go())
     assert states == ["open", "closed"]
     assert sorted(o.job.entry.rel_name for o in outcomes if o.ok) == sorted(contents)
+
+
+def test_the_progress_line_comes_while_the_copy_runs_and_once_at_its_end(
+    sftp_server: ServerHandle,
+) -> None:
+    """The operator's progress line: every ``progress_every`` seconds during the copy, then a
+    last one counting every file."""
+    jobs, _ = seed(sftp_server, 6, 20_000)
+    lines: list[str] = []
+
+    async def go() -> list[CopyOutcome]:
+        async with sftp_server.sftp() as sftp:
+            return await copy_all(
+                sftp,
+                jobs,
+                token="pipe",
+                root=sftp_server.files.parent,
+                max_parallel=2,
+                bytes_per_s=200_000,  # 120 kB at 200 kB/s: about 0.6 s
+                on_progress=lines.append,
+                progress_every=0.1,
+            )
+
+    outcomes = asyncio.run(go())
+    assert all(o.ok for o in outcomes)
+    assert len(lines) >= 3, lines  # at least two while copying, and the last one
+    assert all(line.startswith("progress: ") for line in lines)
+    assert lines[-1].startswith("progress: 6/6 files, 0.1/0.1 MB")
